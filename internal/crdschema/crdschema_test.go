@@ -150,6 +150,14 @@ func TestUnknownFieldIsReported(t *testing.T) {
 	spec = goodHostSpec()
 	spec["tls"].(map[string]any)["caSecret"] = "client-ca"
 	expect(t, emissary(t).Validate(host(spec)), ReasonUnknownField, "spec.tls.caSecret")
+
+	// The cluster's v2 schemas preserve unknown fields under spec, so a v2
+	// object is not pruned (and cannot be checked for typos): emit v3alpha1.
+	obj := host(map[string]any{"hostname": "edge.example.com", "authentication": map[string]any{}})
+	obj["apiVersion"] = "getambassador.io/v2"
+	if errs := emissary(t).Validate(obj); len(errs) > 0 {
+		t.Errorf("v2 Host:\n%s", join(errs))
+	}
 }
 
 func TestMappingJWTIsUnknown(t *testing.T) {

@@ -43,18 +43,29 @@
 //
 // # Where the schemas come from
 //
-// [LoadEmissary] reads the generated CRDs shipped in the Go module
-// github.com/emissary-ingress/emissary/v3 at EmissaryVersion, file
-// pkg/api/getambassador.io/crds.yaml (14 CRDs, apiextensions.k8s.io/v1).
+// [LoadEmissary] reads the CRDs shipped in the Go module
+// github.com/emissary-ingress/emissary/v3 at EmissaryVersion (v3.10.0). It
+// uses manifests/emissary/emissary-crds.yaml.in, the manifest Emissary's
+// release applies to clusters (14 CRDs, apiextensions.k8s.io/v1, plus the
+// apiext Deployment and RBAC, which are skipped), because that is what the
+// API server prunes with. The module also has
+// pkg/api/getambassador.io/crds.yaml: its v3alpha1 schemas are identical
+// (a test checks this), but it is the "internal-validator" variant whose
+// v1/v2 schemas use oneOf type unions, are not structural, and would be
+// refused by an API server (Load refuses them too). In the cluster manifest
+// those union fields are left out and their v1/v2 specs preserve unknown
+// fields, so only v3alpha1 objects get unknown-field checking: emit
+// v3alpha1.
+//
 // That module is deliberately not a dependency in go.mod (its dependency
 // graph would disturb ours); it is found at run time, in this order:
 //
 //  1. the file named by the environment variable ZTEDGE_EMISSARY_CRDS, if set;
-//  2. $(go env GOMODCACHE)/github.com/emissary-ingress/emissary/v3@v3.10.0/pkg/api/getambassador.io/crds.yaml;
+//  2. $(go env GOMODCACHE)/github.com/emissary-ingress/emissary/v3@v3.10.0/manifests/emissary/emissary-crds.yaml.in;
 //  3. otherwise `go mod download -json github.com/emissary-ingress/emissary/v3@v3.10.0`
-//     is run (outside any module, so go.mod and go.sum are not touched; the
-//     download is checked against the checksum database as usual) and the
-//     file is read from the Dir it reports.
+//     is run (in the temp dir with GOWORK=off, so go.mod and go.sum are not
+//     touched; the download is checked against the checksum database as
+//     usual) and the file is read from the Dir it reports.
 //
 // A fresh machine therefore needs the go command and the Go module proxy
 // (about 8 MB, once); no other setup. [Load] reads any CRD YAML files (for
