@@ -466,3 +466,19 @@ func TestEmissaryCRDFilesAgreeOnV3alpha1(t *testing.T) {
 		t.Errorf("Load(%s) = %v, want a non-structural schema error", internal, err)
 	}
 }
+
+func TestMissingModuleIsExplained(t *testing.T) {
+	t.Setenv(EnvEmissaryCRDs, "")
+	t.Setenv("GOMODCACHE", t.TempDir()) // empty: forces go mod download
+	t.Setenv("GOPROXY", "off")          // which then cannot download
+	_, err := EmissaryCRDPath()
+	if err == nil {
+		t.Fatal("EmissaryCRDPath succeeded without a module cache or proxy")
+	}
+	t.Log(err)
+	for _, want := range []string{EnvEmissaryCRDs, "go mod download", EmissaryModule} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 )
 
 const (
@@ -53,9 +54,31 @@ func EmissaryCRDPath() (string, error) {
 	return p, nil
 }
 
+var (
+	moduleDirMu  sync.Mutex
+	moduleDirEnv string // GOMODCACHE it was found with
+	moduleDir    string
+)
+
 // emissaryModuleDir returns the extracted module directory in the module
-// cache, downloading the module if needed.
+// cache, downloading the module if needed. A directory found is remembered
+// for the process (as long as $GOMODCACHE does not change).
 func emissaryModuleDir() (string, error) {
+	moduleDirMu.Lock()
+	defer moduleDirMu.Unlock()
+	env := os.Getenv("GOMODCACHE")
+	if moduleDir != "" && moduleDirEnv == env {
+		return moduleDir, nil
+	}
+	dir, err := findEmissaryModuleDir()
+	if err != nil {
+		return "", err
+	}
+	moduleDir, moduleDirEnv = dir, env
+	return dir, nil
+}
+
+func findEmissaryModuleDir() (string, error) {
 	out, err := goCmd("env", "GOMODCACHE")
 	if err != nil {
 		return "", err
