@@ -119,11 +119,16 @@ func TestUnknownKeysFromDefaults(t *testing.T) {
 		"service.loadBalancerIP",
 		"service.typo",
 	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("UnknownKeys =\n  %q\nwant\n  %q", got, want)
-	}
+	checkKeys(t, "UnknownKeys", got, want)
 	if got := UnknownKeys(defaults, nil); len(got) != 0 {
 		t.Errorf("UnknownKeys(nil) = %q", got)
+	}
+}
+
+func checkKeys(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("%s =\n  %q\nwant\n  %q", what, got, want)
 	}
 }
 
@@ -180,9 +185,7 @@ func TestChartUnknownKeysUsesCommentedKeys(t *testing.T) {
 		"resolvers.address",
 		"service.loadBalancerIp",
 	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("Chart.UnknownKeys =\n  %q\nwant\n  %q", got, want)
-	}
+	checkKeys(t, "Chart.UnknownKeys", got, want)
 }
 
 const schema = `{
@@ -235,9 +238,7 @@ func TestSchemaTakesPrecedence(t *testing.T) {
 		"labelsByTeam.other",
 		"service.oops",
 	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("Chart.UnknownKeys with schema =\n  %q\nwant\n  %q", got, want)
-	}
+	checkKeys(t, "Chart.UnknownKeys with schema", got, want)
 }
 
 func TestLoadFromFiles(t *testing.T) {

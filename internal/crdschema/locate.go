@@ -45,7 +45,7 @@ func EmissaryCRDPath() (string, error) {
 	}
 	dir, err := emissaryModuleDir()
 	if err != nil {
-		return "", fmt.Errorf("locating Emissary CRDs (set %s to a crds.yaml to skip this): %w", EnvEmissaryCRDs, err)
+		return "", fmt.Errorf("locating Emissary CRDs (set %s to a CRD file to skip this): %w", EnvEmissaryCRDs, err)
 	}
 	p := filepath.Join(dir, filepath.FromSlash(EmissaryCRDsFile))
 	if _, err := os.Stat(p); err != nil {
