@@ -75,11 +75,8 @@ func (e *Error) Error() string {
 	if e.APIVersion != "" {
 		obj = e.APIVersion + " " + obj
 	}
-	switch e.Reason {
-	case ReasonUnknownField:
+	if e.Reason == ReasonUnknownField {
 		return fmt.Sprintf("%s: unknown field %q (the API server would silently drop it)", obj, e.Field)
-	case ReasonIgnored:
-		return fmt.Sprintf("%s: %s: %s", obj, e.Field, e.Detail)
 	}
 	if e.Field != "" {
 		return fmt.Sprintf("%s: %s: %s", obj, e.Field, e.Detail)
