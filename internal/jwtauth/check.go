@@ -1,0 +1,161 @@
+package jwtauth
+
+import (
+	"net/http"
+	"path"
+	"strings"
+)
+
+// Reasons for 403s and allows (metric labels).
+const (
+	reasonBadPath           = "bad_path"
+	reasonPathNotAllowed    = "path_not_allowed"
+	reasonOriginNotAllowed  = "origin_not_allowed"
+	reasonBadClientCert     = "bad_client_cert"
+	reasonUntrustedCert     = "untrusted_client_cert"
+	reasonExpiredCert       = "expired_client_cert"
+	reasonClientNotAllowed  = "client_not_allowed"
+	reasonAmbiguousCert     = "ambiguous_client_cert"
+	reasonAllowToken        = "token"
+	reasonAllowClientCert   = "client_cert"
+	checkPrefix             = "/auth"
+	wwwAuthenticateInvalid  = `Bearer error="invalid_token"`
+	wwwAuthenticateRequired = `Bearer`
+)
+
+// originalPath recovers the path the client asked Emissary for from the
+// ext_authz request path (/auth/<original path>). It refuses rather than
+// normalises dot-segments, encoded slashes and backslashes: the upstream
+// could resolve them differently from us, which is how path-prefix checks
+// get bypassed. Duplicate slashes and a trailing slash are cleaned.
+func originalPath(r *http.Request) (string, bool) {
+	p := strings.TrimPrefix(r.URL.Path, checkPrefix)
+	if p == "" {
+		return "/", true
+	}
+	if p[0] != '/' || strings.ContainsAny(p, "\\\x00") {
+		return "", false
+	}
+	if raw := r.URL.RawPath; raw != "" {
+		lower := strings.ToLower(raw)
+		if strings.Contains(lower, "%2f") || strings.Contains(lower, "%5c") {
+			return "", false
+		}
+	}
+	for seg := range strings.SplitSeq(p, "/") {
+		if seg == "." || seg == ".." {
+			return "", false
+		}
+	}
+	return path.Clean(p), true
+}
+
+// underService reports whether p lies under one of the prefixes, on a
+// path-segment boundary: "/api" admits "/api" and "/api/x", not "/apix".
+func underService(p string, services []string) bool {
+	for _, s := range services {
+		if s != "/" {
+			s = strings.TrimSuffix(s, "/")
+		}
+		if s == "/" || p == s || (strings.HasPrefix(p, s) && p[len(s)] == '/') {
+			return true
+		}
+	}
+	return false
+}
+
+// originAllowed: no Origin header is fine (not a browser cross-origin
+// call); otherwise it must be listed (scheme and host compare
+// case-insensitively, as browsers send them lower-case anyway).
+func originAllowed(origin string, origins []string) bool {
+	if origin == "" {
+		return true
+	}
+	for _, o := range origins {
+		if strings.EqualFold(o, origin) {
+			return true
+		}
+	}
+	return false
+}
+
+// bearerToken extracts the token from "Bearer <token>" (scheme
+// case-insensitive). ok is false when the header is another scheme.
+func bearerToken(h string) (tok string, ok bool) {
+	const prefix = "bearer "
+	if len(h) < len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+		return "", false
+	}
+	return strings.TrimSpace(h[len(prefix):]), true
+}
+
+// decision is the outcome of one check, for the response, log and metrics.
+type decision struct {
+	status  int
+	reason  string
+	p       *principal
+	path    string
+	subject string // client-cert subject seen, even if refused
+}
+
+// decide runs the ext_authz check. A Bearer token, when present, decides
+// authentication alone; otherwise a forwarded client certificate may.
+func (s *Server) decide(r *http.Request) decision {
+	d := decision{}
+	var reason string
+	authz := r.Header.Get("Authorization")
+	if tok, isBearer := bearerToken(authz); isBearer {
+		if tok == "" {
+			return decision{status: http.StatusUnauthorized, reason: reasonBadAuthorization}
+		}
+		d.p, reason = s.verifier.verify(tok)
+	} else if s.certs != nil && s.certs.present(r.Header) {
+		d.p, d.subject, reason = s.certs.authenticate(r.Header)
+	} else {
+		reason = reasonMissingCredentials
+	}
+	if d.p == nil {
+		d.status, d.reason = http.StatusUnauthorized, reason
+		if reason == reasonClientNotAllowed {
+			d.status = http.StatusForbidden
+		}
+		return d
+	}
+	p, ok := originalPath(r)
+	d.path = p
+	switch {
+	case !ok:
+		d.status, d.reason = http.StatusForbidden, reasonBadPath
+	case !underService(p, d.p.services):
+		d.status, d.reason = http.StatusForbidden, reasonPathNotAllowed
+	case !originAllowed(r.Header.Get("Origin"), d.p.origins):
+		d.status, d.reason = http.StatusForbidden, reasonOriginNotAllowed
+	default:
+		d.status, d.reason = http.StatusOK, d.p.via
+	}
+	return d
+}
+
+func (s *Server) handleCheck(w http.ResponseWriter, r *http.Request) {
+	start := s.cfg.Now()
+	d := s.decide(r)
+	h := w.Header()
+	switch d.status {
+	case http.StatusOK:
+		h["X-User-Id"] = []string{d.p.id}
+		h["X-User-Permissions"] = []string{d.p.permHeader}
+		w.WriteHeader(http.StatusOK)
+	case http.StatusUnauthorized:
+		if d.reason == reasonMissingCredentials {
+			h.Set("WWW-Authenticate", wwwAuthenticateRequired)
+		} else {
+			h.Set("WWW-Authenticate", wwwAuthenticateInvalid)
+		}
+		writeJSONError(w, d.status, "unauthorized", "reason", d.reason)
+	default:
+		writeJSONError(w, d.status, "forbidden", "reason", d.reason)
+	}
+	s.metrics.decision(d.status == http.StatusOK, d.reason)
+	s.metrics.observe(endpointCheck, s.cfg.Now().Sub(start))
+	s.auditCheck(r, &d)
+}

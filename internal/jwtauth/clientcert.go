@@ -1,0 +1,237 @@
+package jwtauth
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// Headers in which the edge forwards the client certificate it verified.
+// They are only trustworthy if the edge overwrites any copy sent by the
+// client: ALB does for X-Amzn-Mtls-*; Emissary/Envoy does for XFCC with
+// forward_client_cert_details SANITIZE_SET.
+const (
+	headerALBChain = "X-Amzn-Mtls-Clientcert"      // passthrough mode: URL-encoded PEM chain
+	headerALBLeaf  = "X-Amzn-Mtls-Clientcert-Leaf" // verify mode: URL-encoded PEM leaf
+	headerXFCC     = "X-Forwarded-Client-Cert"
+	maxChainCerts  = 8
+	maxCertHeader  = 32 << 10
+)
+
+var errBadCertHeader = errors.New("malformed forwarded client certificate")
+
+// parsePEMCerts decodes a URL-encoded PEM bundle. PathUnescape, not
+// QueryUnescape: ALB leaves '+' (a base64 character) unescaped, and
+// QueryUnescape would turn it into a space.
+func parsePEMCerts(encoded string) ([]*x509.Certificate, error) {
+	if len(encoded) > maxCertHeader {
+		return nil, errBadCertHeader
+	}
+	raw, err := url.PathUnescape(encoded)
+	if err != nil {
+		return nil, errBadCertHeader
+	}
+	rest := []byte(raw)
+	var certs []*x509.Certificate
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" || len(certs) == maxChainCerts {
+			return nil, errBadCertHeader
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, errBadCertHeader
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 || len(bytes.TrimSpace(rest)) != 0 {
+		return nil, errBadCertHeader
+	}
+	return certs, nil
+}
+
+// forwardedCert is what the edge told us about the caller's certificate.
+type forwardedCert struct {
+	key   string // source + raw header value: the cache key material
+	chain []*x509.Certificate
+}
+
+// extractALB reads the ALB headers; the chain header wins over the leaf.
+func extractALB(h http.Header) (*forwardedCert, bool, error) {
+	name := headerALBChain
+	v := h.Get(name)
+	if v == "" {
+		name = headerALBLeaf
+		if v = h.Get(name); v == "" {
+			return nil, false, nil
+		}
+	}
+	certs, err := parsePEMCerts(v)
+	if err != nil {
+		return nil, true, err
+	}
+	return &forwardedCert{key: name + "\x00" + v, chain: certs}, true, nil
+}
+
+// extractXFCC reads the last XFCC element: with SANITIZE_SET there is only
+// one, and with APPEND_FORWARD the last is the one our edge added (earlier
+// ones came from the client side and are not trusted).
+func extractXFCC(h http.Header) (*forwardedCert, bool, error) {
+	vals := h.Values(headerXFCC)
+	if len(vals) == 0 {
+		return nil, false, nil
+	}
+	v := strings.Join(vals, ",")
+	elems, err := parseXFCC(v)
+	if err != nil {
+		return nil, true, errBadCertHeader
+	}
+	if len(elems) == 0 {
+		return nil, false, nil
+	}
+	last := elems[len(elems)-1]
+	var chain []*x509.Certificate
+	if enc, ok := last["chain"]; ok {
+		if chain, err = parsePEMCerts(enc); err != nil {
+			return nil, true, err
+		}
+	}
+	if enc, ok := last["cert"]; ok {
+		leaf, err := parsePEMCerts(enc)
+		if err != nil || len(leaf) != 1 {
+			return nil, true, errBadCertHeader
+		}
+		rest := chain
+		chain = []*x509.Certificate{leaf[0]}
+		for _, c := range rest {
+			if !c.Equal(leaf[0]) {
+				chain = append(chain, c)
+			}
+		}
+	}
+	if len(chain) == 0 { // e.g. only By=/Hash=: no certificate forwarded
+		return nil, false, nil
+	}
+	return &forwardedCert{key: "xfcc\x00" + v, chain: chain}, true, nil
+}
+
+// certAuth authenticates callers by forwarded client certificate.
+type certAuth struct {
+	mode    string
+	roots   *x509.CertPool
+	clients map[string]*Identity // by subject DN (RFC 2253 form)
+	cache   *ttlCache[certResult]
+	now     func() time.Time
+}
+
+type certResult struct {
+	p       *principal
+	subject string
+}
+
+func loadCertPool(file string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("--client-ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("--client-ca %s: no PEM certificates found", file)
+	}
+	return pool, nil
+}
+
+func (c *certAuth) present(h http.Header) bool {
+	alb := c.mode != CertHeadersXFCC && (h.Get(headerALBChain) != "" || h.Get(headerALBLeaf) != "")
+	xfcc := c.mode != CertHeadersALB && h.Get(headerXFCC) != ""
+	return alb || xfcc
+}
+
+func (c *certAuth) extract(h http.Header) (*forwardedCert, string) {
+	var found []*forwardedCert
+	if c.mode != CertHeadersXFCC {
+		fc, ok, err := extractALB(h)
+		if err != nil {
+			return nil, reasonBadClientCert
+		}
+		if ok {
+			found = append(found, fc)
+		}
+	}
+	if c.mode != CertHeadersALB {
+		fc, ok, err := extractXFCC(h)
+		if err != nil {
+			return nil, reasonBadClientCert
+		}
+		if ok {
+			found = append(found, fc)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, reasonMissingCredentials
+	case 1:
+		return found[0], ""
+	}
+	// Both sources at once never happens behind one edge; refuse to guess.
+	return nil, reasonAmbiguousCert
+}
+
+// authenticate verifies the forwarded chain against --client-ca for client
+// auth at the current time and maps the leaf subject to a --clients entry.
+// It returns the subject seen (for the audit log) even when refusing.
+func (c *certAuth) authenticate(h http.Header) (*principal, string, string) {
+	fc, reason := c.extract(h)
+	if fc == nil {
+		return nil, "", reason
+	}
+	now := c.now()
+	key := cacheKey(fc.key)
+	if r, ok := c.cache.get(key, now); ok {
+		return r.p, r.subject, ""
+	}
+	leaf := fc.chain[0]
+	subject := leaf.Subject.String()
+	inter := x509.NewCertPool()
+	for _, ic := range fc.chain[1:] {
+		inter.AddCert(ic)
+	}
+	chains, err := leaf.Verify(x509.VerifyOptions{
+		Roots:         c.roots,
+		Intermediates: inter,
+		CurrentTime:   now,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
+	if err != nil {
+		var inv x509.CertificateInvalidError
+		if errors.As(err, &inv) && inv.Reason == x509.Expired {
+			return nil, subject, reasonExpiredCert
+		}
+		return nil, subject, reasonUntrustedCert
+	}
+	id := c.clients[subject]
+	if id == nil {
+		return nil, subject, reasonClientNotAllowed
+	}
+	p := newPrincipal(id, reasonAllowClientCert, subject)
+	// Reuse the result no longer than the verified chain stays valid.
+	exp := now.Add(maxCacheLife)
+	for _, ch := range chains[0] {
+		if ch.NotAfter.Before(exp) {
+			exp = ch.NotAfter
+		}
+	}
+	c.cache.put(key, certResult{p: p, subject: subject}, exp)
+	return p, subject, ""
+}

@@ -1,0 +1,193 @@
+// Package jwtauth is ztedge's JWT auth service: it mints short-lived ES256
+// access tokens (POST /token) and answers Emissary-ingress ext_authz checks
+// (ANY /auth/<original path>).
+//
+// Files by concern: config.go (settings), keys.go (signing keys, rotation,
+// JWKS), tokens.go (minting and verifying our tokens), cache.go (bounded TTL
+// cache), check.go (the ext_authz decision), grants.go (POST /token),
+// clientcert.go and xfcc.go (forwarded client certificates), users.go
+// (--users and --clients files), oidc.go (upstream ID tokens), throttle.go
+// (login throttling), audit.go (decision log), metrics.go, server.go.
+package jwtauth
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// Fixed limits of the token contract. They are constants rather than knobs
+// because other components rely on them.
+const (
+	MinTokenTTL     = 5 * time.Minute
+	MaxTokenTTL     = 15 * time.Minute
+	DefaultTokenTTL = 10 * time.Minute
+	// Leeway absorbs clock skew between pods for exp, nbf and iat.
+	Leeway = 30 * time.Second
+	// MaxTokenBytes bounds a bearer token; longer ones are refused before any
+	// parsing so that parsing cost cannot be driven up by the caller.
+	MaxTokenBytes = 8 << 10
+	// DefaultBcryptCost is used for hashes this program generates.
+	DefaultBcryptCost = 12
+)
+
+// Client-certificate header sources (Config.ClientCertHeaders).
+const (
+	CertHeadersAny  = "any"  // ALB X-Amzn-Mtls-Clientcert* or Envoy XFCC
+	CertHeadersALB  = "alb"  // only X-Amzn-Mtls-Clientcert*
+	CertHeadersXFCC = "xfcc" // only x-forwarded-client-cert
+)
+
+// Config is everything New needs. Zero values get the defaults noted.
+type Config struct {
+	Listen         string        // default ":3000"
+	SigningKeysDir string        // required: <kid>.pem files
+	Issuer         string        // required: iss of minted tokens
+	Audience       string        // required: aud of minted tokens
+	TokenTTL       time.Duration // default 10m, must be within [5m, 15m]
+
+	UsersFile    string // optional: enables grant_type=password (and OIDC mapping)
+	ClientsFile  string // optional: client-certificate subjects
+	ClientCAFile string // optional: CA bundle forwarded client certs must chain to
+
+	OIDCIssuer   string // optional trio: enables token exchange
+	OIDCAudience string
+	OIDCJWKSURL  string
+	// OIDCJWKSCacheTTL is how long a fetched upstream JWKS is used (default 5m).
+	OIDCJWKSCacheTTL time.Duration
+	// HTTPClient fetches the upstream JWKS (default: 5 s timeout).
+	HTTPClient *http.Client
+
+	// ClientCertHeaders picks which forwarded-certificate headers are
+	// believed: "any" (default), "alb" or "xfcc". Only the edge may set them.
+	ClientCertHeaders string
+	// TrustedHops is how many proxies in front of us append to
+	// X-Forwarded-For; the source address for throttling is the entry that
+	// many places from the right. 0 means use the TCP peer (RemoteAddr).
+	// Default (when TrustedHopsSet is false) is 1: Emissary appends the
+	// client address it saw.
+	TrustedHops    int
+	TrustedHopsSet bool
+
+	// KeyReloadInterval is the signing-key directory poll period (default
+	// 30s; negative disables polling, SIGHUP/ReloadKeys still work).
+	KeyReloadInterval time.Duration
+	// ShutdownTimeout bounds graceful shutdown (default 20s).
+	ShutdownTimeout time.Duration
+
+	Throttle ThrottleConfig
+
+	// TokenCacheSize bounds the verified-token cache (default 10000,
+	// negative disables it).
+	TokenCacheSize int
+
+	// Logger receives the JSON audit log (default: JSON to stdout).
+	Logger *slog.Logger
+	// Now is the clock (tests move it); default time.Now.
+	Now func() time.Time
+}
+
+// ThrottleConfig sets the login token buckets. A bucket refills one attempt
+// per Interval up to Burst.
+type ThrottleConfig struct {
+	UserBurst    int           // default 5
+	UserInterval time.Duration // default 12s (5 per minute)
+	IPBurst      int           // default 20
+	IPInterval   time.Duration // default 1s
+	MaxEntries   int           // per map, default 10000
+}
+
+func (c *Config) setDefaults() {
+	if c.Listen == "" {
+		c.Listen = ":3000"
+	}
+	if c.TokenTTL == 0 {
+		c.TokenTTL = DefaultTokenTTL
+	}
+	if c.ClientCertHeaders == "" {
+		c.ClientCertHeaders = CertHeadersAny
+	}
+	if !c.TrustedHopsSet {
+		c.TrustedHops = 1
+	}
+	if c.KeyReloadInterval == 0 {
+		c.KeyReloadInterval = 30 * time.Second
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 20 * time.Second
+	}
+	if c.OIDCJWKSCacheTTL == 0 {
+		c.OIDCJWKSCacheTTL = 5 * time.Minute
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{Timeout: 5 * time.Second}
+	}
+	if c.TokenCacheSize == 0 {
+		c.TokenCacheSize = 10000
+	}
+	t := &c.Throttle
+	if t.UserBurst == 0 {
+		t.UserBurst = 5
+	}
+	if t.UserInterval == 0 {
+		t.UserInterval = 12 * time.Second
+	}
+	if t.IPBurst == 0 {
+		t.IPBurst = 20
+	}
+	if t.IPInterval == 0 {
+		t.IPInterval = time.Second
+	}
+	if t.MaxEntries == 0 {
+		t.MaxEntries = 10000
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Validate reports the first configuration error, naming the flag.
+func (c *Config) Validate() error {
+	if c.SigningKeysDir == "" {
+		return errors.New("--signing-keys is required (directory of <kid>.pem P-256 keys)")
+	}
+	if c.Issuer == "" {
+		return errors.New("--issuer is required")
+	}
+	if c.Audience == "" {
+		return errors.New("--audience is required")
+	}
+	if c.TokenTTL < MinTokenTTL || c.TokenTTL > MaxTokenTTL {
+		return fmt.Errorf("--token-ttl %s is outside the allowed range %s to %s", c.TokenTTL, MinTokenTTL, MaxTokenTTL)
+	}
+	switch c.ClientCertHeaders {
+	case CertHeadersAny, CertHeadersALB, CertHeadersXFCC:
+	default:
+		return fmt.Errorf("--client-cert-headers %q: want any, alb or xfcc", c.ClientCertHeaders)
+	}
+	if (c.ClientsFile == "") != (c.ClientCAFile == "") {
+		return errors.New("--clients and --client-ca must be given together")
+	}
+	oidcSet := 0
+	for _, v := range []string{c.OIDCIssuer, c.OIDCAudience, c.OIDCJWKSURL} {
+		if v != "" {
+			oidcSet++
+		}
+	}
+	if oidcSet != 0 && oidcSet != 3 {
+		return errors.New("--oidc-issuer, --oidc-audience and --oidc-jwks-url must be given together")
+	}
+	if oidcSet == 3 && c.UsersFile == "" {
+		return errors.New("--oidc-* needs --users: upstream subjects are mapped to users by oidc_subject")
+	}
+	if c.TrustedHops < 0 {
+		return errors.New("--trusted-hops must be >= 0")
+	}
+	t := c.Throttle
+	if t.UserBurst < 1 || t.IPBurst < 1 || t.UserInterval <= 0 || t.IPInterval <= 0 || t.MaxEntries < 1 {
+		return errors.New("login throttle settings must be positive")
+	}
+	return nil
+}

@@ -1,0 +1,198 @@
+package jwtauth
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Claims is the body of every token we mint.
+type Claims struct {
+	jwt.RegisteredClaims
+	Permissions []string `json:"permissions"`
+	Services    []string `json:"services"`
+	Origins     []string `json:"origins"`
+}
+
+// Identity is what a credential (password, client certificate, upstream
+// ID token) resolves to, and what a token carries.
+type Identity struct {
+	ID          string
+	Permissions []string
+	Services    []string
+	Origins     []string
+}
+
+// principal is a verified caller on the check path, shaped for a fast
+// decision: the permissions header is joined once.
+type principal struct {
+	id          string
+	permHeader  string
+	services    []string
+	origins     []string
+	certSubject string
+	via         string // "token" or "client_cert"
+}
+
+func newPrincipal(id *Identity, via, certSubject string) *principal {
+	return &principal{
+		id:          id.ID,
+		permHeader:  strings.Join(id.Permissions, ","),
+		services:    id.Services,
+		origins:     id.Origins,
+		certSubject: certSubject,
+		via:         via,
+	}
+}
+
+var errNoSigningKey = errors.New("no signing key loaded")
+
+// mint signs a token for id with the current signing key.
+func (s *Server) mint(id *Identity) (string, time.Duration, error) {
+	ks := s.keys.current()
+	if ks.signKey == nil {
+		return "", 0, errNoSigningKey
+	}
+	now := s.cfg.Now().Truncate(time.Second)
+	var jti [16]byte
+	if _, err := rand.Read(jti[:]); err != nil {
+		return "", 0, err
+	}
+	c := Claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    s.cfg.Issuer,
+			Audience:  jwt.ClaimStrings{s.cfg.Audience},
+			Subject:   id.ID,
+			IssuedAt:  jwt.NewNumericDate(now),
+			NotBefore: jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(now.Add(s.cfg.TokenTTL)),
+			ID:        base64.RawURLEncoding.EncodeToString(jti[:]),
+		},
+		Permissions: nonNil(id.Permissions),
+		Services:    nonNil(id.Services),
+		Origins:     nonNil(id.Origins),
+	}
+	t := jwt.NewWithClaims(jwt.SigningMethodES256, c)
+	t.Header["kid"] = ks.signKID
+	signed, err := t.SignedString(ks.signKey)
+	return signed, s.cfg.TokenTTL, err
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// tokenVerifier checks our own tokens. Verified tokens are cached by hash
+// until exp+leeway (capped) and only for the key set that verified them,
+// so dropping a key from rotation also drops its cached tokens.
+type tokenVerifier struct {
+	keys   *keyManager
+	parser *jwt.Parser
+	cache  *ttlCache[cachedToken]
+	now    func() time.Time
+}
+
+type cachedToken struct {
+	p    *principal
+	keys *KeySet
+}
+
+// maxCacheLife bounds how long a verification result is reused.
+const maxCacheLife = 5 * time.Minute
+
+func newTokenVerifier(cfg *Config, keys *keyManager) *tokenVerifier {
+	v := &tokenVerifier{keys: keys, now: cfg.Now, cache: newTTLCache[cachedToken](cfg.TokenCacheSize)}
+	v.parser = jwt.NewParser(
+		jwt.WithValidMethods([]string{jwt.SigningMethodES256.Alg()}),
+		jwt.WithIssuer(cfg.Issuer),
+		jwt.WithAudience(cfg.Audience),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(Leeway),
+		jwt.WithStrictDecoding(),
+		jwt.WithTimeFunc(cfg.Now),
+	)
+	return v
+}
+
+// Reasons a token is refused; they are metric labels, so a fixed set.
+const (
+	reasonMissingCredentials = "missing_credentials"
+	reasonBadAuthorization   = "bad_authorization_header"
+	reasonTokenTooLarge      = "token_too_large"
+	reasonMalformed          = "malformed_token"
+	reasonBadSignature       = "bad_signature"
+	reasonUnknownKID         = "unknown_kid"
+	reasonExpired            = "token_expired"
+	reasonNotYetValid        = "token_not_yet_valid"
+	reasonBadIssuer          = "bad_issuer"
+	reasonBadAudience        = "bad_audience"
+	reasonMissingClaim       = "missing_claim"
+	reasonInvalidClaims      = "invalid_claims"
+)
+
+var errUnknownKID = errors.New("unknown kid")
+
+// verify returns the principal of a valid token, or a reason.
+func (v *tokenVerifier) verify(tok string) (*principal, string) {
+	if len(tok) > MaxTokenBytes {
+		return nil, reasonTokenTooLarge
+	}
+	now := v.now()
+	ks := v.keys.current()
+	key := cacheKey(tok)
+	if c, ok := v.cache.get(key, now); ok && c.keys == ks {
+		return c.p, ""
+	}
+	var claims Claims
+	_, err := v.parser.ParseWithClaims(tok, &claims, func(t *jwt.Token) (any, error) {
+		kid, _ := t.Header["kid"].(string)
+		if k := ks.verify[kid]; k != nil {
+			return k, nil
+		}
+		return nil, errUnknownKID
+	})
+	if err != nil {
+		return nil, tokenErrorReason(err)
+	}
+	if claims.Subject == "" || claims.ExpiresAt == nil {
+		return nil, reasonMissingClaim
+	}
+	p := newPrincipal(&Identity{ID: claims.Subject, Permissions: claims.Permissions,
+		Services: claims.Services, Origins: claims.Origins}, "token", "")
+	exp := claims.ExpiresAt.Add(Leeway)
+	if limit := now.Add(maxCacheLife); exp.After(limit) {
+		exp = limit
+	}
+	v.cache.put(key, cachedToken{p: p, keys: ks}, exp)
+	return p, ""
+}
+
+func tokenErrorReason(err error) string {
+	switch {
+	case errors.Is(err, errUnknownKID):
+		return reasonUnknownKID
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return reasonMalformed
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
+		return reasonBadSignature
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return reasonExpired
+	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return reasonNotYetValid
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return reasonBadIssuer
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return reasonBadAudience
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return reasonMissingClaim
+	}
+	return reasonInvalidClaims
+}
