@@ -1,0 +1,247 @@
+package stacks
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// Config is the whole stack configuration, loaded and validated once before any resource exists.
+type Config struct {
+	Stack          string
+	Region         string
+	Hostname       string
+	HostedZoneID   string
+	CertificateArn string
+	Tags           map[string]string
+
+	Network       NetworkConfig
+	Cluster       ClusterConfig
+	AlbController AlbControllerConfig
+}
+
+// NetworkConfig describes a new VPC, or an existing one when ExistingVpcID is set.
+type NetworkConfig struct {
+	VpcCidr                  string
+	AvailabilityZones        int
+	NatGateways              string // "single" or "perAz"
+	ExistingVpcID            string
+	ExistingVpcCidr          string
+	ExistingPublicSubnetIDs  []string
+	ExistingPrivateSubnetIDs []string
+}
+
+// ClusterConfig describes the EKS cluster and its managed node group.
+type ClusterConfig struct {
+	Name                      string
+	KubernetesVersion         string
+	NodeInstanceTypes         []string
+	NodeCapacityType          string
+	NodeMinSize               int
+	NodeDesiredSize           int
+	NodeMaxSize               int
+	NodeDiskSizeGiB           int
+	EndpointPublicAccess      bool
+	EndpointPublicAccessCidrs []string
+	AdminArns                 []string
+	LogTypes                  []string
+}
+
+// AlbControllerConfig pins the AWS Load Balancer Controller chart.
+type AlbControllerConfig struct {
+	ChartVersion    string
+	ChartRepository string
+	Replicas        int
+}
+
+// Source is where configuration values come from: the engine (a *pulumi.Context), a stack file, or a test.
+type Source interface {
+	// Get returns the raw value of a full key ("ztedge:hostname") as the CLI passes it (JSON for lists and objects).
+	Get(fullKey string) (string, bool)
+	// IsSecret reports whether the key was set with --secret.
+	IsSecret(fullKey string) bool
+}
+
+// ContextSource reads configuration from a running Pulumi program.
+type ContextSource struct{ Ctx *pulumi.Context }
+
+func (s ContextSource) Get(k string) (string, bool) { return s.Ctx.GetConfig(k) }
+func (s ContextSource) IsSecret(k string) bool       { return s.Ctx.IsConfigSecret(k) }
+
+// MapSource is configuration in memory (tests, `ztedge render`).
+type MapSource struct {
+	Values  map[string]string
+	Secrets map[string]bool
+}
+
+func (s MapSource) Get(k string) (string, bool) { v, ok := s.Values[k]; return v, ok }
+func (s MapSource) IsSecret(k string) bool       { return s.Secrets[k] }
+
+// reader decodes keys of the registry and collects every problem, so a user sees all of them at once.
+type reader struct {
+	src      Source
+	problems []error
+	read     map[string]bool
+}
+
+func (r *reader) key(name string) Key {
+	for _, k := range Keys {
+		if k.Name == name {
+			r.read[name] = true
+			return k
+		}
+	}
+	// A programming error: every key the code reads must be in the registry (and so in Pulumi.yaml).
+	panic(fmt.Sprintf("stacks: config key %q is not in the registry (stacks/keys.go)", name))
+}
+
+func (r *reader) fail(k Key, format string, args ...any) {
+	r.problems = append(r.problems, fmt.Errorf("%s: %s", k.FullName(), fmt.Sprintf(format, args...)))
+}
+
+// raw returns the value as set, or the registry default re-encoded as the CLI would pass it.
+func (r *reader) raw(name string) (Key, string, bool) {
+	k := r.key(name)
+	if v, ok := r.src.Get(k.FullName()); ok {
+		if k.Secret && !r.src.IsSecret(k.FullName()) {
+			r.fail(k, "is a secret and must be set with `pulumi config set --secret %s <value>`", k.Name)
+		}
+		return k, v, true
+	}
+	if k.Default == nil {
+		return k, "", false
+	}
+	if s, ok := k.Default.(string); ok {
+		return k, s, false
+	}
+	b, _ := json.Marshal(k.Default)
+	return k, string(b), false
+}
+
+func (r *reader) str(name string) string {
+	_, v, _ := r.raw(name)
+	return strings.TrimSpace(v)
+}
+
+func (r *reader) integer(name string) int {
+	k, v, _ := r.raw(name)
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil {
+		r.fail(k, "%q is not a whole number", v)
+	}
+	return n
+}
+
+func (r *reader) boolean(name string) bool {
+	k, v, _ := r.raw(name)
+	b, err := strconv.ParseBool(strings.TrimSpace(v))
+	if err != nil {
+		r.fail(k, "%q is not true or false", v)
+	}
+	return b
+}
+
+// json decodes a list or object value; unknown fields in objects are errors, not silently dropped.
+func (r *reader) json(name string, out any) {
+	k, v, _ := r.raw(name)
+	if v == "" {
+		return
+	}
+	dec := json.NewDecoder(strings.NewReader(v))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(out); err != nil {
+		r.fail(k, "cannot be read as a JSON %s: %v", k.Type, err)
+	}
+}
+
+func (r *reader) strings(name string) []string {
+	var out []string
+	r.json(name, &out)
+	return out
+}
+
+// KeysRead reports which registry keys a Load call read (the Pulumi.yaml check uses it to find stale keys).
+func KeysRead(src Source, stack string) []string {
+	r := &reader{src: src, read: map[string]bool{}}
+	r.load(stack)
+	var out []string
+	for k := range r.read {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Load reads and validates the stack configuration. The error lists every problem, one per line,
+// each naming the key and what is allowed.
+func Load(src Source, stack string) (*Config, error) {
+	r := &reader{src: src, read: map[string]bool{}}
+	cfg := r.load(stack)
+	problems := append(r.problems, cfg.Validate()...)
+	if len(problems) > 0 {
+		return nil, &ConfigError{Problems: problems}
+	}
+	return cfg, nil
+}
+
+func (r *reader) load(stack string) *Config {
+	c := &Config{Stack: stack}
+	c.Region = r.str("aws:region")
+	c.Hostname = strings.ToLower(r.str("hostname"))
+	c.HostedZoneID = r.str("hostedZoneId")
+	c.CertificateArn = r.str("certificateArn")
+	r.json("tags", &c.Tags)
+
+	c.Network = NetworkConfig{
+		VpcCidr:                  r.str("vpcCidr"),
+		AvailabilityZones:        r.integer("availabilityZones"),
+		NatGateways:              r.str("natGateways"),
+		ExistingVpcID:            r.str("existingVpcId"),
+		ExistingVpcCidr:          r.str("existingVpcCidr"),
+		ExistingPublicSubnetIDs:  r.strings("existingPublicSubnetIds"),
+		ExistingPrivateSubnetIDs: r.strings("existingPrivateSubnetIds"),
+	}
+	c.Cluster = ClusterConfig{
+		Name:                      r.str("clusterName"),
+		KubernetesVersion:         r.str("kubernetesVersion"),
+		NodeInstanceTypes:         r.strings("nodeInstanceTypes"),
+		NodeCapacityType:          r.str("nodeCapacityType"),
+		NodeMinSize:               r.integer("nodeMinSize"),
+		NodeDesiredSize:           r.integer("nodeDesiredSize"),
+		NodeMaxSize:               r.integer("nodeMaxSize"),
+		NodeDiskSizeGiB:           r.integer("nodeDiskSizeGiB"),
+		EndpointPublicAccess:      r.boolean("endpointPublicAccess"),
+		EndpointPublicAccessCidrs: r.strings("endpointPublicAccessCidrs"),
+		AdminArns:                 r.strings("clusterAdminArns"),
+		LogTypes:                  r.strings("clusterLogTypes"),
+	}
+	if c.Cluster.Name == "" {
+		c.Cluster.Name = "ztedge-" + stack
+	}
+	c.AlbController = AlbControllerConfig{
+		ChartVersion:    r.str("albControllerChartVersion"),
+		ChartRepository: r.str("albControllerChartRepository"),
+		Replicas:        r.integer("albControllerReplicas"),
+	}
+	return c
+}
+
+// ConfigError is every configuration problem found, reported before any resource is registered.
+type ConfigError struct{ Problems []error }
+
+func (e *ConfigError) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = "  - " + p.Error()
+	}
+	return fmt.Sprintf("invalid stack configuration (%d problem(s)); fix with `pulumi config set <key> <value>`:\n%s",
+		len(e.Problems), strings.Join(lines, "\n"))
+}
+
+// Unwrap lets errors.Is / errors.As see each problem.
+func (e *ConfigError) Unwrap() []error { return e.Problems }
+
