@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/ztedge/ztedge/components"
 )
 
 // Config is the whole stack configuration, loaded and validated once before any resource exists.
@@ -22,6 +24,46 @@ type Config struct {
 	Network       NetworkConfig
 	Cluster       ClusterConfig
 	AlbController AlbControllerConfig
+	Edge          EdgeConfig
+	Auth          AuthConfig
+}
+
+// EdgeConfig describes Ambassador, the load balancer in front of it and what it routes to.
+type EdgeConfig struct {
+	Edition                  string // "emissary" or "edge-stack"
+	EmissaryChartRepository  string
+	EmissaryVersion          string
+	EdgeStackChartRepository string
+	EdgeStackChartVersion    string
+	EdgeStackCrdsURL         string
+	EdgeStackLicenseKey      string // secret
+	Namespace                string
+	Replicas                 int
+	Resources                map[string]map[string]string
+
+	ClientAuth              string
+	SslPolicy               string
+	LoadBalancerScheme      string
+	LoadBalancerSourceCidrs []string
+	TrustedClients          []components.TrustedClient
+	Backends                []components.Backend
+
+	CaValidityHours       int
+	CertValidityHours     int
+	CertEarlyRenewalHours int
+	RateLimitImage        string
+	RedisImage            string
+}
+
+// AuthConfig describes the jwt-auth service.
+type AuthConfig struct {
+	Image        string
+	Replicas     int
+	TokenTTL     string
+	Users        string // secret document
+	OidcIssuer   string
+	OidcAudience string
+	OidcJwksURL  string
 }
 
 // NetworkConfig describes a new VPC, or an existing one when ExistingVpcID is set.
@@ -226,6 +268,38 @@ func (r *reader) load(stack string) *Config {
 		ChartVersion:    r.str("albControllerChartVersion"),
 		ChartRepository: r.str("albControllerChartRepository"),
 		Replicas:        r.integer("albControllerReplicas"),
+	}
+	c.Edge = EdgeConfig{
+		Edition:                  r.str("edition"),
+		EmissaryChartRepository:  r.str("emissaryChartRepository"),
+		EmissaryVersion:          r.str("emissaryVersion"),
+		EdgeStackChartRepository: r.str("edgeStackChartRepository"),
+		EdgeStackChartVersion:    r.str("edgeStackChartVersion"),
+		EdgeStackCrdsURL:         r.str("edgeStackCrdsUrl"),
+		EdgeStackLicenseKey:      r.str("edgeStackLicenseKey"),
+		Namespace:                r.str("ambassadorNamespace"),
+		Replicas:                 r.integer("ambassadorReplicas"),
+		ClientAuth:               r.str("clientAuth"),
+		SslPolicy:                r.str("sslPolicy"),
+		LoadBalancerScheme:       r.str("loadBalancerScheme"),
+		LoadBalancerSourceCidrs:  r.strings("loadBalancerSourceCidrs"),
+		CaValidityHours:          r.integer("caValidityHours"),
+		CertValidityHours:        r.integer("certValidityHours"),
+		CertEarlyRenewalHours:    r.integer("certEarlyRenewalHours"),
+		RateLimitImage:           r.str("rateLimitImage"),
+		RedisImage:               r.str("redisImage"),
+	}
+	r.json("ambassadorResources", &c.Edge.Resources)
+	r.json("trustedClients", &c.Edge.TrustedClients)
+	r.json("backends", &c.Edge.Backends)
+	c.Auth = AuthConfig{
+		Image:        r.str("authImage"),
+		Replicas:     r.integer("authReplicas"),
+		TokenTTL:     r.str("tokenTtl"),
+		Users:        r.str("authUsers"),
+		OidcIssuer:   r.str("oidcIssuer"),
+		OidcAudience: r.str("oidcAudience"),
+		OidcJwksURL:  r.str("oidcJwksUrl"),
 	}
 	return c
 }

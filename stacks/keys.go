@@ -63,4 +63,38 @@ var Keys = []Key{
 	{Name: "albControllerChartVersion", Type: "string", Default: "3.5.0", Group: "alb-controller", Description: "aws-load-balancer-controller chart version; must be one whose IAM policy ztedge embeds."},
 	{Name: "albControllerChartRepository", Type: "string", Default: "https://aws.github.io/eks-charts", Group: "alb-controller", Description: "Helm repository of the controller chart (a mirror for air-gapped installs)."},
 	{Name: "albControllerReplicas", Type: "integer", Default: 2, Group: "alb-controller", Description: "Controller replicas (1–3)."},
+
+	// Ambassador (Emissary-ingress or Edge Stack).
+	{Name: "edition", Type: "string", Default: "emissary", Group: "ambassador", Description: "emissary (open source, default) or edge-stack (Ambassador Edge Stack; needs edgeStackLicenseKey)."},
+	{Name: "emissaryChartRepository", Type: "string", Default: "oci://ghcr.io/emissary-ingress", Group: "ambassador", Description: "OCI registry of the emissary-crds-chart and emissary-ingress charts (a mirror for air-gapped installs)."},
+	{Name: "emissaryVersion", Type: "string", Default: "4.1.0", Group: "ambassador", Description: "Emissary chart version (4.x: chart version = app version)."},
+	{Name: "edgeStackChartRepository", Type: "string", Default: "https://app.getambassador.io", Group: "ambassador", Description: "Helm repository of the edge-stack chart."},
+	{Name: "edgeStackChartVersion", Type: "string", Group: "ambassador", Description: "edge-stack chart version (8.x); required with edition edge-stack."},
+	{Name: "edgeStackCrdsUrl", Type: "string", Group: "ambassador", Description: "URL of aes-crds.yaml for that version, e.g. https://app.getambassador.io/yaml/edge-stack/3.12.2/aes-crds.yaml; required with edition edge-stack."},
+	{Name: "edgeStackLicenseKey", Type: "string", Secret: true, Group: "ambassador", Description: "Ambassador Edge Stack license key (secret); required with edition edge-stack."},
+	{Name: "ambassadorNamespace", Type: "string", Default: "ambassador", Group: "ambassador", Description: "Namespace of Ambassador, the auth service and the rate-limit service."},
+	{Name: "ambassadorReplicas", Type: "integer", Default: 2, Group: "ambassador", Description: "Ambassador replicas (≥2 keeps the edge up through a node drain)."},
+	{Name: "ambassadorResources", Type: "object", Default: map[string]any{"requests": map[string]any{"cpu": "200m", "memory": "300Mi"}, "limits": map[string]any{"memory": "600Mi"}}, Group: "ambassador", Description: "Kubernetes resources of each Ambassador pod (requests/limits)."},
+
+	// Load balancer and client certificates.
+	{Name: "clientAuth", Type: "string", Default: "alb-passthrough", Group: "edge", Description: "Client-certificate mode: alb-passthrough (ALB forwards the cert, jwt-auth verifies it), alb-verify (ALB trust store rejects clients without a valid cert), nlb-passthrough (NLB TCP; Envoy terminates TLS and checks the cert), off."},
+	{Name: "sslPolicy", Type: "string", Default: "ELBSecurityPolicy-TLS13-1-3-2021-06", Group: "edge", Description: "Load balancer TLS policy; TLS 1.3 only: ELBSecurityPolicy-TLS13-1-3-2021-06, -FIPS-2023-04 or -PQ-2025-09."},
+	{Name: "loadBalancerScheme", Type: "string", Default: "internet-facing", Group: "edge", Description: "internet-facing or internal."},
+	{Name: "loadBalancerSourceCidrs", Type: "array", Default: []any{"0.0.0.0/0"}, Group: "edge", Description: "CIDRs allowed to connect to the load balancer."},
+	{Name: "trustedClients", Type: "array", Default: []any{}, Group: "edge", Description: "Applications that get a client certificate: [{name, permissions[], services[], origins[]}]."},
+	{Name: "backends", Type: "array", Default: []any{}, Group: "edge", Description: "Services behind the edge: [{name, namespace, service?, port, prefix, podSelector?, origins[], methods[], headers[], credentials, timeoutMs, rateLimit{requestsPerUnit,unit}, circuitBreaker{maxConnections,maxPendingRequests,maxRequests,maxRetries}, retries{retryOn,numRetries,perTryTimeoutMs}}]."},
+	{Name: "caValidityHours", Type: "integer", Default: 26280, Group: "pki", Description: "Validity of the generated CA (hours; default 3 years)."},
+	{Name: "certValidityHours", Type: "integer", Default: 2160, Group: "pki", Description: "Validity of server and client certificates (hours; default 90 days)."},
+	{Name: "certEarlyRenewalHours", Type: "integer", Default: 360, Group: "pki", Description: "Renew a certificate on `pulumi up` this many hours before it expires."},
+	{Name: "rateLimitImage", Type: "string", Default: "envoyproxy/ratelimit:49af5cca", Group: "ambassador", Description: "envoyproxy/ratelimit image (Emissary's rate-limit server), pinned."},
+	{Name: "redisImage", Type: "string", Default: "redis:7.4.2-alpine", Group: "ambassador", Description: "Redis image backing the rate-limit server, pinned."},
+
+	// jwt-auth.
+	{Name: "authImage", Type: "string", Default: "ghcr.io/ztedge/jwt-auth:0.1.0", Group: "auth", Description: "jwt-auth container image (build with `make jwt-auth-image`, push to your registry)."},
+	{Name: "authReplicas", Type: "integer", Default: 2, Group: "auth", Description: "jwt-auth replicas."},
+	{Name: "tokenTtl", Type: "string", Default: "10m", Group: "auth", Description: "Lifetime of minted JWTs: 5m to 15m."},
+	{Name: "authUsers", Type: "string", Secret: true, Group: "auth", Description: "Users for the password grant (secret): YAML/JSON list of {username, passwordHash (bcrypt), permissions[], services[], origins[]}."},
+	{Name: "oidcIssuer", Type: "string", Group: "auth", Description: "Upstream OIDC issuer whose ID tokens can be exchanged for edge tokens (optional)."},
+	{Name: "oidcAudience", Type: "string", Group: "auth", Description: "Audience the upstream ID tokens must carry (with oidcIssuer)."},
+	{Name: "oidcJwksUrl", Type: "string", Group: "auth", Description: "JWKS URL of the upstream issuer (with oidcIssuer)."},
 }

@@ -3,6 +3,7 @@
 package stacks
 
 import (
+	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/ztedge/ztedge/components"
@@ -18,15 +19,43 @@ func Program(ctx *pulumi.Context) error {
 	return Build(ctx, cfg)
 }
 
+// Platform is what the edge needs from the layer below it (EKS on AWS).
+type Platform struct {
+	// Provider talks to the cluster; every Kubernetes resource uses it.
+	Provider *kubernetes.Provider
+	// CertificateArn is the validated ACM certificate of the load balancer.
+	CertificateArn pulumi.StringOutput
+	// VpcCidr is where the load balancer's traffic comes from (NetworkPolicies admit it).
+	VpcCidr pulumi.StringOutput
+	// LoadBalancerController is the ALB controller release: every Ingress and LoadBalancer Service
+	// depends on it, so destroy removes them (and the AWS load balancers) before the controller.
+	LoadBalancerController pulumi.Resource
+	// Nodes is what a workload must wait for to be schedulable.
+	Nodes []pulumi.Resource
+}
+
 // Build registers every resource for a validated configuration. Read it top to bottom: each layer
-// takes only what it needs from the layers above, so Pulumi runs independent work in parallel.
+// takes only what it needs from the layers below, so Pulumi runs independent work in parallel.
 func Build(ctx *pulumi.Context, cfg *Config) error {
+	platform, err := buildPlatform(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	edge, err := buildEdge(ctx, cfg, platform)
+	if err != nil {
+		return err
+	}
+	return buildAuth(ctx, cfg, platform, edge)
+}
+
+// buildPlatform creates the AWS half: certificate, network, cluster, load balancer controller.
+func buildPlatform(ctx *pulumi.Context, cfg *Config) (*Platform, error) {
 	// AWS side, independent of the cluster: the certificate is requested while the VPC and cluster come up.
 	certificate, err := components.NewCertificate(ctx, "edge", &components.CertificateArgs{
 		Hostname: cfg.Hostname, HostedZoneID: cfg.HostedZoneID, ExistingArn: cfg.CertificateArn, Tags: cfg.Tags,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 
 	network, err := components.NewNetwork(ctx, cfg.Cluster.Name, &components.NetworkArgs{
@@ -41,7 +70,7 @@ func Build(ctx *pulumi.Context, cfg *Config) error {
 		ExistingPrivateSubnetIDs: cfg.Network.ExistingPrivateSubnetIDs,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 
 	cluster, err := components.NewCluster(ctx, cfg.Cluster.Name, &components.ClusterArgs{
@@ -63,7 +92,7 @@ func Build(ctx *pulumi.Context, cfg *Config) error {
 		Tags:                      cfg.Tags,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	onCluster := pulumi.Providers(cluster.Provider)
 
@@ -80,7 +109,7 @@ func Build(ctx *pulumi.Context, cfg *Config) error {
 		DependsOn:       []pulumi.Resource{cluster.NodeGroup},
 	}, onCluster)
 	if err != nil {
-		return err
+		return nil, err
 	}
 
 	ctx.Export("vpcId", network.VpcID)
@@ -89,5 +118,11 @@ func Build(ctx *pulumi.Context, cfg *Config) error {
 	ctx.Export("oidcProviderArn", cluster.OidcProviderArn)
 	ctx.Export("certificateArn", certificate.Arn)
 	ctx.Export("albControllerRoleArn", albController.RoleArn)
-	return nil
+	return &Platform{
+		Provider:               cluster.Provider,
+		CertificateArn:         certificate.Arn,
+		VpcCidr:                network.VpcCidr,
+		LoadBalancerController: albController.Release,
+		Nodes:                  []pulumi.Resource{cluster.NodeGroup},
+	}, nil
 }

@@ -41,6 +41,8 @@ func (c *Config) Validate() []error {
 	c.validateNetwork(&p)
 	c.validateCluster(&p)
 	c.validateAlbController(&p)
+	c.validateEdge(&p)
+	c.validateAuth(&p)
 	return p
 }
 
