@@ -112,7 +112,7 @@ type Source interface {
 type ContextSource struct{ Ctx *pulumi.Context }
 
 func (s ContextSource) Get(k string) (string, bool) { return s.Ctx.GetConfig(k) }
-func (s ContextSource) IsSecret(k string) bool       { return s.Ctx.IsConfigSecret(k) }
+func (s ContextSource) IsSecret(k string) bool      { return s.Ctx.IsConfigSecret(k) }
 
 // MapSource is configuration in memory (tests, `ztedge render`).
 type MapSource struct {
@@ -121,7 +121,7 @@ type MapSource struct {
 }
 
 func (s MapSource) Get(k string) (string, bool) { v, ok := s.Values[k]; return v, ok }
-func (s MapSource) IsSecret(k string) bool       { return s.Secrets[k] }
+func (s MapSource) IsSecret(k string) bool      { return s.Secrets[k] }
 
 // reader decodes keys of the registry and collects every problem, so a user sees all of them at once.
 type reader struct {
@@ -318,4 +318,3 @@ func (e *ConfigError) Error() string {
 
 // Unwrap lets errors.Is / errors.As see each problem.
 func (e *ConfigError) Unwrap() []error { return e.Problems }
-
