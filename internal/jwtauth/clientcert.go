@@ -25,11 +25,16 @@ const (
 	maxCertHeader  = 32 << 10
 )
 
+var pemLabelFixer = strings.NewReplacer("-----BEGIN+CERTIFICATE-----", "-----BEGIN CERTIFICATE-----",
+	"-----END+CERTIFICATE-----", "-----END CERTIFICATE-----")
+
 var errBadCertHeader = errors.New("malformed forwarded client certificate")
 
 // parsePEMCerts decodes a URL-encoded PEM bundle. PathUnescape, not
 // QueryUnescape: ALB leaves '+' (a base64 character) unescaped, and
-// QueryUnescape would turn it into a space.
+// QueryUnescape would turn it into a space. Encoders that write the space
+// of "BEGIN CERTIFICATE" as '+' are still understood: '+' cannot occur in
+// those lines otherwise.
 func parsePEMCerts(encoded string) ([]*x509.Certificate, error) {
 	if len(encoded) > maxCertHeader {
 		return nil, errBadCertHeader
@@ -38,6 +43,7 @@ func parsePEMCerts(encoded string) ([]*x509.Certificate, error) {
 	if err != nil {
 		return nil, errBadCertHeader
 	}
+	raw = pemLabelFixer.Replace(raw)
 	rest := []byte(raw)
 	var certs []*x509.Certificate
 	for {

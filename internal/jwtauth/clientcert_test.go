@@ -1,0 +1,160 @@
+package jwtauth
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+// paymentsCert issues a leaf whose subject is the configured client, with
+// a '+' in its base64 so ALB-style encoding is really exercised.
+func paymentsCert(t *testing.T, ca *testCA, notBefore, notAfter time.Time, eku x509.ExtKeyUsage) *x509.Certificate {
+	for range 20 {
+		c := ca.issue(t, "payments", notBefore, notAfter, eku)
+		if strings.Contains(certPEM(c), "+") {
+			return c
+		}
+	}
+	t.Fatal("could not get a certificate with '+' in its PEM")
+	return nil
+}
+
+func TestCheckClientCertificate(t *testing.T) {
+	e := newEnv(t, nil)
+	good := paymentsCert(t, e.ca, time.Time{}, time.Time{}, x509.ExtKeyUsageClientAuth)
+	other := newCA(t, "some other CA")
+	cases := []struct {
+		name   string
+		hdr    map[string]string
+		status int
+		reason string
+	}{
+		{"ALB leaf (verify mode)", map[string]string{headerALBLeaf: albEncode(certPEM(good))}, 200, ""},
+		{"ALB chain (passthrough)", map[string]string{headerALBChain: albEncode(certPEM(good, e.ca.cert))}, 200, ""},
+		{"XFCC", map[string]string{headerXFCC: xfccCert(good)}, 200, ""},
+		{"XFCC last element wins", map[string]string{headerXFCC: `Hash=1;Cert="garbage-from-client",` + xfccCert(good)}, 200, ""},
+		{"another CA", map[string]string{headerALBLeaf: albEncode(certPEM(other.issue(t, "payments", time.Time{}, time.Time{}, x509.ExtKeyUsageClientAuth)))}, 401, reasonUntrustedCert},
+		{"expired", map[string]string{headerALBLeaf: albEncode(certPEM(e.ca.issue(t, "payments", time.Now().Add(-48*time.Hour), time.Now().Add(-time.Hour), x509.ExtKeyUsageClientAuth)))}, 401, reasonExpiredCert},
+		{"not yet valid", map[string]string{headerXFCC: xfccCert(e.ca.issue(t, "payments", time.Now().Add(time.Hour), time.Now().Add(2*time.Hour), x509.ExtKeyUsageClientAuth))}, 401, reasonExpiredCert},
+		{"server-auth only", map[string]string{headerALBLeaf: albEncode(certPEM(e.ca.issue(t, "payments", time.Time{}, time.Time{}, x509.ExtKeyUsageServerAuth)))}, 401, reasonUntrustedCert},
+		{"unknown subject", map[string]string{headerALBLeaf: albEncode(certPEM(e.ca.issue(t, "intruder", time.Time{}, time.Time{}, x509.ExtKeyUsageClientAuth)))}, 403, reasonClientNotAllowed},
+		{"malformed escape", map[string]string{headerALBLeaf: "%zz" + albEncode(certPEM(good))}, 401, reasonBadClientCert},
+		{"not PEM", map[string]string{headerALBLeaf: "hello"}, 401, reasonBadClientCert},
+		{"truncated PEM", map[string]string{headerALBLeaf: albEncode(certPEM(good)[:300])}, 401, reasonBadClientCert},
+		{"trailing junk", map[string]string{headerALBLeaf: albEncode(certPEM(good) + "junk")}, 401, reasonBadClientCert},
+		{"query-unescaped '+'", map[string]string{headerALBLeaf: strings.ReplaceAll(albEncode(certPEM(good)), "+", " ")}, 401, reasonBadClientCert},
+		{"unterminated XFCC quote", map[string]string{headerXFCC: `Cert="abc`}, 401, reasonBadClientCert},
+		{"ALB and XFCC at once", map[string]string{headerALBLeaf: albEncode(certPEM(good)), headerXFCC: xfccCert(good)}, 401, reasonAmbiguousCert},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			st, hdr, body := e.check("/api/payments/settle", c.hdr)
+			if st != c.status || !strings.Contains(body, c.reason) {
+				t.Fatalf("%d %s, want %d %s", st, body, c.status, c.reason)
+			}
+			if st == 200 && (hdr.Get("X-User-ID") != "payments" || hdr.Get("X-User-Permissions") != "payments:settle") {
+				t.Fatalf("headers %v", hdr)
+			}
+		})
+	}
+	// Path and origin rules use the client's own services and origins.
+	h := map[string]string{headerXFCC: xfccCert(good)}
+	if st, _, body := e.check("/api/orders", h); st != 403 || !strings.Contains(body, reasonPathNotAllowed) {
+		t.Errorf("client outside its services: %d %s", st, body)
+	}
+	h["Origin"] = testOrigin
+	if st, _, body := e.check("/api/payments", h); st != 403 || !strings.Contains(body, reasonOriginNotAllowed) {
+		t.Errorf("client with origin: %d %s", st, body)
+	}
+	// A bearer token, when present, decides alone.
+	if st, _, _ := e.check("/api/payments", map[string]string{"Authorization": "Bearer x.y.z", headerXFCC: xfccCert(good)}); st != 401 {
+		t.Errorf("bad token + good cert: %d", st)
+	}
+}
+
+func TestClientCertIntermediateChain(t *testing.T) {
+	e := newEnv(t, nil)
+	// root (in --client-ca) -> intermediate (sent by the client) -> leaf
+	ik, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	itpl := &x509.Certificate{
+		SerialNumber: newSerial(), Subject: pkix.Name{CommonName: "intermediate"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	ider, err := x509.CreateCertificate(rand.Reader, itpl, e.ca.cert, &ik.PublicKey, e.ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	icert, _ := x509.ParseCertificate(ider)
+	inter := &testCA{cert: icert, key: ik}
+	leaf := inter.issue(t, "payments", time.Time{}, time.Time{}, x509.ExtKeyUsageClientAuth)
+
+	if st, _, body := e.check("/api/payments", map[string]string{headerALBChain: albEncode(certPEM(leaf, icert))}); st != 200 {
+		t.Fatalf("ALB chain with intermediate: %d %s", st, body)
+	}
+	xfcc := `Cert="` + url.QueryEscape(certPEM(leaf)) + `";Chain="` + url.QueryEscape(certPEM(leaf, icert)) + `"`
+	if st, _, body := e.check("/api/payments", map[string]string{headerXFCC: xfcc}); st != 200 {
+		t.Fatalf("XFCC Cert+Chain: %d %s", st, body)
+	}
+	// Without the intermediate the leaf does not chain to the root.
+	if st, _, _ := e.check("/api/payments", map[string]string{headerALBLeaf: albEncode(certPEM(leaf))}); st != 401 {
+		t.Fatalf("leaf without intermediate: %d", st)
+	}
+}
+
+func TestClientCertHeaderModes(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.ClientCertHeaders = CertHeadersALB })
+	good := paymentsCert(t, e.ca, time.Time{}, time.Time{}, x509.ExtKeyUsageClientAuth)
+	if st, _, body := e.check("/api/payments", map[string]string{headerXFCC: xfccCert(good)}); st != 401 || !strings.Contains(body, reasonMissingCredentials) {
+		t.Errorf("alb mode must ignore XFCC: %d %s", st, body)
+	}
+	if st, _, _ := e.check("/api/payments", map[string]string{headerALBLeaf: albEncode(certPEM(good))}); st != 200 {
+		t.Errorf("alb mode with ALB header: %d", st)
+	}
+}
+
+func TestClientCertCacheRespectsExpiry(t *testing.T) {
+	e := newEnv(t, nil)
+	leaf := e.ca.issue(t, "payments", time.Now().Add(-time.Hour), e.clk.now().Add(time.Minute), x509.ExtKeyUsageClientAuth)
+	h := map[string]string{headerALBLeaf: albEncode(certPEM(leaf))}
+	if st, _, _ := e.check("/api/payments", h); st != 200 {
+		t.Fatalf("fresh cert: %d", st)
+	}
+	e.clk.advance(2 * time.Minute)
+	if st, _, body := e.check("/api/payments", h); st != 401 || !strings.Contains(body, reasonExpiredCert) {
+		t.Fatalf("cert expired after caching: %d %s", st, body)
+	}
+}
+
+func TestParsePEMCertsALBEncoding(t *testing.T) {
+	ca := newCA(t, "ca")
+	leaf := paymentsCert(t, ca, time.Time{}, time.Time{}, x509.ExtKeyUsageClientAuth)
+	for name, enc := range map[string]string{
+		"alb":   albEncode(certPEM(leaf, ca.cert)),
+		"query": url.QueryEscape(certPEM(leaf, ca.cert)),
+		"path":  url.PathEscape(certPEM(leaf, ca.cert)),
+	} {
+		certs, err := parsePEMCerts(enc)
+		if err != nil || len(certs) != 2 || !certs[0].Equal(leaf) || !certs[1].Equal(ca.cert) {
+			t.Errorf("%s: %v (%d certs)", name, err, len(certs))
+		}
+	}
+	var many []*x509.Certificate
+	for range maxChainCerts + 1 {
+		many = append(many, ca.cert)
+	}
+	if _, err := parsePEMCerts(url.QueryEscape(certPEM(many...))); err == nil {
+		t.Error("over-long chain accepted")
+	}
+	if _, err := parsePEMCerts(strings.Repeat("A", maxCertHeader+1)); err == nil {
+		t.Error("oversize header accepted")
+	}
+	_ = http.StatusOK
+}
