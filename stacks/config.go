@@ -149,7 +149,7 @@ func (r *reader) fail(k Key, format string, args ...any) {
 func (r *reader) raw(name string) (Key, string, bool) {
 	k := r.key(name)
 	if v, ok := r.src.Get(k.FullName()); ok {
-		if k.Secret && !r.src.IsSecret(k.FullName()) {
+		if k.Secret && v != "" && !r.src.IsSecret(k.FullName()) {
 			r.fail(k, "is a secret and must be set with `pulumi config set --secret %s <value>`", k.Name)
 		}
 		return k, v, true

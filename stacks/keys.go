@@ -6,9 +6,12 @@ package stacks
 type Key struct {
 	// Name without the project namespace: "hostname" is set with `pulumi config set hostname …`
 	// and read as "ztedge:hostname". Keys of other namespaces carry theirs ("aws:region").
-	Name        string
-	Type        string // string, integer, boolean, array (JSON list), object (JSON object)
-	Default     any    // nil: no default
+	Name string
+	Type string // string, integer, boolean, array (JSON list), object (JSON object)
+	// Default is what the program uses when the stack does not set the key; Pulumi.yaml declares the
+	// same default. nil makes the key required (the Pulumi CLI refuses to run without it); "" marks
+	// an optional string.
+	Default     any
 	Description string
 	Secret      bool // must be set with --secret
 	Group       string
@@ -32,21 +35,21 @@ var Keys = []Key{
 	// Where.
 	{Name: "aws:region", Type: "string", Group: "aws", Description: "AWS region of every resource (required), e.g. us-east-1."},
 	{Name: "hostname", Type: "string", Group: "edge", Description: "Public DNS name of the edge, e.g. api.example.com (required)."},
-	{Name: "hostedZoneId", Type: "string", Group: "edge", Description: "Route53 hosted zone that holds hostname; used for ACM DNS validation. Required unless certificateArn is set."},
-	{Name: "certificateArn", Type: "string", Group: "edge", Description: "Existing ACM certificate for hostname (issued, same region). When set, no certificate or DNS records are created."},
+	{Name: "hostedZoneId", Type: "string", Default: "", Group: "edge", Description: "Route53 hosted zone that holds hostname; used for ACM DNS validation. Required unless certificateArn is set."},
+	{Name: "certificateArn", Type: "string", Default: "", Group: "edge", Description: "Existing ACM certificate for hostname (issued, same region). When set, no certificate or DNS records are created."},
 	{Name: "tags", Type: "object", Default: map[string]any{}, Group: "aws", Description: "Tags added to every AWS resource (JSON object of strings)."},
 
 	// Network.
 	{Name: "vpcCidr", Type: "string", Default: "10.0.0.0/16", Group: "network", Description: "CIDR of the new VPC, /16 to /22. Ignored with existingVpcId."},
 	{Name: "availabilityZones", Type: "integer", Default: 2, Group: "network", Description: "Number of availability zones for the new VPC: 2 or 3."},
 	{Name: "natGateways", Type: "string", Default: "single", Group: "network", Description: "NAT gateways of the new VPC: single (one, cheaper) or perAz (one per zone, survives a zone outage)."},
-	{Name: "existingVpcId", Type: "string", Group: "network", Description: "Use this VPC instead of creating one (vpc-…). Requires existingPublicSubnetIds, existingPrivateSubnetIds and existingVpcCidr."},
-	{Name: "existingVpcCidr", Type: "string", Group: "network", Description: "CIDR of existingVpcId (the NetworkPolicies admit the load balancer from it)."},
+	{Name: "existingVpcId", Type: "string", Default: "", Group: "network", Description: "Use this VPC instead of creating one (vpc-…). Requires existingPublicSubnetIds, existingPrivateSubnetIds and existingVpcCidr."},
+	{Name: "existingVpcCidr", Type: "string", Default: "", Group: "network", Description: "CIDR of existingVpcId (the NetworkPolicies admit the load balancer from it)."},
 	{Name: "existingPublicSubnetIds", Type: "array", Default: []any{}, Group: "network", Description: "Public subnets of existingVpcId (≥2 AZs), tagged kubernetes.io/role/elb=1."},
 	{Name: "existingPrivateSubnetIds", Type: "array", Default: []any{}, Group: "network", Description: "Private subnets of existingVpcId (≥2 AZs) for the nodes, tagged kubernetes.io/role/internal-elb=1."},
 
 	// Cluster.
-	{Name: "clusterName", Type: "string", Group: "cluster", Description: "EKS cluster name. Default: ztedge-<stack>."},
+	{Name: "clusterName", Type: "string", Default: "", Group: "cluster", Description: "EKS cluster name. Default: ztedge-<stack>."},
 	{Name: "kubernetesVersion", Type: "string", Default: "1.33", Group: "cluster", Description: "Kubernetes minor version of the control plane and nodes (pinned; see README for the supported list)."},
 	{Name: "nodeInstanceTypes", Type: "array", Default: []any{"t3.large"}, Group: "cluster", Description: "Instance types of the managed node group; all of one architecture (x86_64 or Graviton)."},
 	{Name: "nodeCapacityType", Type: "string", Default: "ON_DEMAND", Group: "cluster", Description: "ON_DEMAND or SPOT."},
@@ -69,9 +72,9 @@ var Keys = []Key{
 	{Name: "emissaryChartRepository", Type: "string", Default: "oci://ghcr.io/emissary-ingress", Group: "ambassador", Description: "OCI registry of the emissary-crds-chart and emissary-ingress charts (a mirror for air-gapped installs)."},
 	{Name: "emissaryVersion", Type: "string", Default: "4.1.0", Group: "ambassador", Description: "Emissary chart version (4.x: chart version = app version)."},
 	{Name: "edgeStackChartRepository", Type: "string", Default: "https://app.getambassador.io", Group: "ambassador", Description: "Helm repository of the edge-stack chart."},
-	{Name: "edgeStackChartVersion", Type: "string", Group: "ambassador", Description: "edge-stack chart version (8.x); required with edition edge-stack."},
-	{Name: "edgeStackCrdsUrl", Type: "string", Group: "ambassador", Description: "URL of aes-crds.yaml for that version, e.g. https://app.getambassador.io/yaml/edge-stack/3.12.2/aes-crds.yaml; required with edition edge-stack."},
-	{Name: "edgeStackLicenseKey", Type: "string", Secret: true, Group: "ambassador", Description: "Ambassador Edge Stack license key (secret); required with edition edge-stack."},
+	{Name: "edgeStackChartVersion", Type: "string", Default: "", Group: "ambassador", Description: "edge-stack chart version (8.x); required with edition edge-stack."},
+	{Name: "edgeStackCrdsUrl", Type: "string", Default: "", Group: "ambassador", Description: "URL of aes-crds.yaml for that version, e.g. https://app.getambassador.io/yaml/edge-stack/3.12.2/aes-crds.yaml; required with edition edge-stack."},
+	{Name: "edgeStackLicenseKey", Type: "string", Default: "", Secret: true, Group: "ambassador", Description: "Ambassador Edge Stack license key (secret); required with edition edge-stack."},
 	{Name: "ambassadorNamespace", Type: "string", Default: "ambassador", Group: "ambassador", Description: "Namespace of Ambassador, the auth service and the rate-limit service."},
 	{Name: "ambassadorReplicas", Type: "integer", Default: 2, Group: "ambassador", Description: "Ambassador replicas (≥2 keeps the edge up through a node drain)."},
 	{Name: "ambassadorResources", Type: "object", Default: map[string]any{"requests": map[string]any{"cpu": "200m", "memory": "300Mi"}, "limits": map[string]any{"memory": "600Mi"}}, Group: "ambassador", Description: "Kubernetes resources of each Ambassador pod (requests/limits)."},
@@ -93,8 +96,8 @@ var Keys = []Key{
 	{Name: "authImage", Type: "string", Default: "ghcr.io/ztedge/jwt-auth:0.1.0", Group: "auth", Description: "jwt-auth container image (build with `make jwt-auth-image`, push to your registry)."},
 	{Name: "authReplicas", Type: "integer", Default: 2, Group: "auth", Description: "jwt-auth replicas."},
 	{Name: "tokenTtl", Type: "string", Default: "10m", Group: "auth", Description: "Lifetime of minted JWTs: 5m to 15m."},
-	{Name: "authUsers", Type: "string", Secret: true, Group: "auth", Description: "Users for the password grant (secret): YAML/JSON list of {username, passwordHash (bcrypt), permissions[], services[], origins[]}."},
-	{Name: "oidcIssuer", Type: "string", Group: "auth", Description: "Upstream OIDC issuer whose ID tokens can be exchanged for edge tokens (optional)."},
-	{Name: "oidcAudience", Type: "string", Group: "auth", Description: "Audience the upstream ID tokens must carry (with oidcIssuer)."},
-	{Name: "oidcJwksUrl", Type: "string", Group: "auth", Description: "JWKS URL of the upstream issuer (with oidcIssuer)."},
+	{Name: "authUsers", Type: "string", Default: "", Secret: true, Group: "auth", Description: "Users for the password grant (secret): YAML/JSON list of {username, passwordHash (bcrypt), permissions[], services[], origins[]}."},
+	{Name: "oidcIssuer", Type: "string", Default: "", Group: "auth", Description: "Upstream OIDC issuer whose ID tokens can be exchanged for edge tokens (optional)."},
+	{Name: "oidcAudience", Type: "string", Default: "", Group: "auth", Description: "Audience the upstream ID tokens must carry (with oidcIssuer)."},
+	{Name: "oidcJwksUrl", Type: "string", Default: "", Group: "auth", Description: "JWKS URL of the upstream issuer (with oidcIssuer)."},
 }

@@ -4,6 +4,7 @@ package tests
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"runtime"
@@ -184,3 +185,12 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(out)
 	return out
 }
+
+// yamlJSON compares values that went through YAML (ints as int, maps as map[string]any) with Go
+// literals by their JSON form.
+func yamlJSON(v any) (string, error) {
+	b, err := json.Marshal(v)
+	return string(b), err
+}
+
+func errorsAs(err error, target any) bool { return errors.As(err, target) }
