@@ -69,7 +69,6 @@ func parsePEMCerts(encoded string) ([]*x509.Certificate, error) {
 
 // forwardedCert is what the edge told us about the caller's certificate.
 type forwardedCert struct {
-	key   string // source + raw header value: the cache key material
 	chain []*x509.Certificate
 }
 
@@ -87,7 +86,7 @@ func extractALB(h http.Header) (*forwardedCert, bool, error) {
 	if err != nil {
 		return nil, true, err
 	}
-	return &forwardedCert{key: name + "\x00" + v, chain: certs}, true, nil
+	return &forwardedCert{chain: certs}, true, nil
 }
 
 // extractXFCC reads the last XFCC element: with SANITIZE_SET there is only
@@ -129,7 +128,7 @@ func extractXFCC(h http.Header) (*forwardedCert, bool, error) {
 	if len(chain) == 0 { // e.g. only By=/Hash=: no certificate forwarded
 		return nil, false, nil
 	}
-	return &forwardedCert{key: "xfcc\x00" + v, chain: chain}, true, nil
+	return &forwardedCert{chain: chain}, true, nil
 }
 
 // certAuth authenticates callers by forwarded client certificate.
@@ -198,14 +197,16 @@ func (c *certAuth) extract(h http.Header) (*forwardedCert, string) {
 // auth at the current time and maps the leaf subject to a --clients entry.
 // It returns the subject seen (for the audit log) even when refusing.
 func (c *certAuth) authenticate(h http.Header) (*principal, string, string) {
+	// Look the raw header values up before parsing anything: parsing and
+	// chain verification dominate the cost.
+	now := c.now()
+	key := cacheKey(c.mode, h.Get(headerALBChain), h.Get(headerALBLeaf), strings.Join(h.Values(headerXFCC), ","))
+	if r, ok := c.cache.get(key, now); ok {
+		return r.p, r.subject, ""
+	}
 	fc, reason := c.extract(h)
 	if fc == nil {
 		return nil, "", reason
-	}
-	now := c.now()
-	key := cacheKey(fc.key)
-	if r, ok := c.cache.get(key, now); ok {
-		return r.p, r.subject, ""
 	}
 	leaf := fc.chain[0]
 	subject := leaf.Subject.String()

@@ -1,0 +1,244 @@
+// Command loadgen drives the jwt-auth check endpoint on loopback and
+// reports throughput and latency percentiles. It refuses any target that
+// is not a loopback address, and every run is bounded in both request
+// count and time.
+//
+//	loadgen -target http://127.0.0.1:3901 -username load -password pw -duration 10s -concurrency 32
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	maxDuration = 2 * time.Minute
+	maxRequests = 20_000_000
+)
+
+type options struct {
+	target      string
+	path        string
+	token       string
+	username    string
+	password    string
+	origin      string
+	concurrency int
+	duration    time.Duration
+	requests    int
+	expect      int
+	waitReady   time.Duration
+	printToken  bool
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.target, "target", "http://127.0.0.1:3000", "jwt-auth base URL (loopback only)")
+	flag.StringVar(&o.path, "path", "/auth/api/orders/1", "check path to request")
+	flag.StringVar(&o.token, "token", "", "bearer token (else one is fetched with -username/-password)")
+	flag.StringVar(&o.username, "username", "", "user for grant_type=password")
+	flag.StringVar(&o.password, "password", "", "password for grant_type=password")
+	flag.StringVar(&o.origin, "origin", "", "Origin header to send")
+	flag.IntVar(&o.concurrency, "concurrency", 32, "concurrent keep-alive connections")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "how long to run (at most 2m)")
+	flag.IntVar(&o.requests, "requests", 5_000_000, "stop after this many requests (at most 20M)")
+	flag.IntVar(&o.expect, "expect", http.StatusOK, "status every response must have")
+	flag.DurationVar(&o.waitReady, "wait-ready", 10*time.Second, "wait this long for /readyz first")
+	flag.BoolVar(&o.printToken, "print-token", false, "fetch a token with -username/-password, print it and exit (for wrk)")
+	flag.Parse()
+	if err := run(o, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+}
+
+// loopbackBase validates the target: http, and a loopback IP or
+// "localhost" (mapped to 127.0.0.1 without asking DNS).
+func loopbackBase(target string) (string, error) {
+	u, err := url.Parse(target)
+	if err != nil || u.Scheme != "http" || u.Host == "" {
+		return "", fmt.Errorf("-target %q: want http://127.0.0.1:PORT", target)
+	}
+	host, port := u.Hostname(), u.Port()
+	if host == "localhost" {
+		host = "127.0.0.1"
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return "", fmt.Errorf("-target %q: only loopback addresses (127.0.0.0/8, ::1) may be load-tested", target)
+	}
+	if port == "" {
+		port = "80"
+	}
+	return "http://" + net.JoinHostPort(ip.String(), port), nil
+}
+
+func run(o options, out io.Writer) error {
+	base, err := loopbackBase(o.target)
+	if err != nil {
+		return err
+	}
+	if o.duration <= 0 || o.duration > maxDuration {
+		return fmt.Errorf("-duration must be in (0, %s]", maxDuration)
+	}
+	if o.requests <= 0 || o.requests > maxRequests {
+		return fmt.Errorf("-requests must be in (0, %d]", maxRequests)
+	}
+	if o.concurrency < 1 || o.concurrency > 1024 {
+		return errors.New("-concurrency must be in [1, 1024]")
+	}
+	tr := &http.Transport{MaxIdleConns: o.concurrency, MaxIdleConnsPerHost: o.concurrency, DisableCompression: true}
+	client := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	if err := waitReady(client, base, o.waitReady); err != nil {
+		return err
+	}
+	if o.token == "" {
+		if o.token, err = fetchToken(client, base, o.username, o.password); err != nil {
+			return err
+		}
+	}
+	if o.printToken {
+		_, err := fmt.Fprintln(out, o.token)
+		return err
+	}
+	res := hammer(client, base+o.path, o)
+	res.print(out, o)
+	if res.errors > 0 {
+		return fmt.Errorf("%d errors", res.errors)
+	}
+	return nil
+}
+
+func waitReady(c *http.Client, base string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		resp, err := c.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s/readyz not ready after %s", base, d)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func fetchToken(c *http.Client, base, user, pw string) (string, error) {
+	if user == "" {
+		return "", errors.New("give -token or -username/-password")
+	}
+	resp, err := c.PostForm(base+"/token", url.Values{"grant_type": {"password"}, "username": {user}, "password": {pw}})
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var m struct {
+		AccessToken string `json:"access_token"`
+		Error       string `json:"error"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil || m.AccessToken == "" {
+		return "", fmt.Errorf("token request: HTTP %d %s %v", resp.StatusCode, m.Error, err)
+	}
+	return m.AccessToken, nil
+}
+
+type result struct {
+	elapsed   time.Duration
+	latencies []time.Duration
+	errors    int64
+	firstErr  string
+}
+
+// hammer runs o.concurrency workers until the time or count bound.
+func hammer(c *http.Client, target string, o options) *result {
+	ctx, cancel := context.WithTimeout(context.Background(), o.duration)
+	defer cancel()
+	var (
+		issued   atomic.Int64
+		errs     atomic.Int64
+		mu       sync.Mutex
+		firstErr string
+		all      [][]time.Duration
+		wg       sync.WaitGroup
+	)
+	start := time.Now()
+	for range o.concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lat := make([]time.Duration, 0, 1<<16)
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+			req.Header.Set("Authorization", "Bearer "+o.token)
+			if o.origin != "" {
+				req.Header.Set("Origin", o.origin)
+			}
+			for ctx.Err() == nil && issued.Add(1) <= int64(o.requests) {
+				t0 := time.Now()
+				resp, err := c.Do(req)
+				if err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				if ctx.Err() != nil && err != nil {
+					break // cut off by the time bound, not a server error
+				}
+				lat = append(lat, time.Since(t0))
+				if err != nil || resp.StatusCode != o.expect {
+					errs.Add(1)
+					mu.Lock()
+					if firstErr == "" {
+						if err != nil {
+							firstErr = err.Error()
+						} else {
+							firstErr = fmt.Sprintf("HTTP %d", resp.StatusCode)
+						}
+					}
+					mu.Unlock()
+				}
+			}
+			mu.Lock()
+			all = append(all, lat)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	r := &result{elapsed: time.Since(start), errors: errs.Load(), firstErr: firstErr}
+	r.latencies = slices.Concat(all...)
+	slices.Sort(r.latencies)
+	return r
+}
+
+func (r *result) pct(p float64) time.Duration {
+	if len(r.latencies) == 0 {
+		return 0
+	}
+	i := int(p / 100 * float64(len(r.latencies)-1))
+	return r.latencies[i]
+}
+
+func (r *result) print(out io.Writer, o options) {
+	n := len(r.latencies)
+	fmt.Fprintf(out, "target %s%s, %d connections, %s\n", strings.TrimSuffix(o.target, "/"), o.path, o.concurrency, r.elapsed.Round(time.Millisecond))
+	fmt.Fprintf(out, "requests %d, errors %d, throughput %.0f checks/s\n", n, r.errors, float64(n)/r.elapsed.Seconds())
+	fmt.Fprintf(out, "latency p50 %s, p90 %s, p99 %s, p99.9 %s, max %s\n",
+		r.pct(50), r.pct(90), r.pct(99), r.pct(99.9), r.pct(100))
+	if r.firstErr != "" {
+		fmt.Fprintf(out, "first error: %s\n", r.firstErr)
+	}
+}
