@@ -135,7 +135,7 @@ func extractXFCC(h http.Header) (*forwardedCert, bool, error) {
 type certAuth struct {
 	mode    string
 	roots   *x509.CertPool
-	clients map[string]*Identity // by subject DN (RFC 2253 form)
+	clients *clientDB
 	cache   *ttlCache[certResult]
 	now     func() time.Time
 }
@@ -227,7 +227,7 @@ func (c *certAuth) authenticate(h http.Header) (*principal, string, string) {
 		}
 		return nil, subject, reasonUntrustedCert
 	}
-	id := c.clients[subject]
+	id := c.clients.lookup(leaf, subject)
 	if id == nil {
 		return nil, subject, reasonClientNotAllowed
 	}

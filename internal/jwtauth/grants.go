@@ -159,7 +159,7 @@ func (s *Server) clientCertGrant(r *http.Request) grantOutcome {
 		out.certSubject = subject
 		return out
 	}
-	return grantOutcome{id: s.certs.clients[subject], certSubject: subject}
+	return grantOutcome{id: p.ident, certSubject: subject}
 }
 
 func (s *Server) exchangeGrant(r *http.Request, subjectToken, tokenType string) grantOutcome {

@@ -35,7 +35,8 @@ type principal struct {
 	services    []string
 	origins     []string
 	certSubject string
-	via         string // "token" or "client_cert"
+	via         string    // "token" or "client_cert"
+	ident       *Identity // what it was built from
 }
 
 func newPrincipal(id *Identity, via, certSubject string) *principal {
@@ -46,6 +47,7 @@ func newPrincipal(id *Identity, via, certSubject string) *principal {
 		origins:     id.Origins,
 		certSubject: certSubject,
 		via:         via,
+		ident:       id,
 	}
 }
 

@@ -1,11 +1,15 @@
 package jwtauth
 
 import (
+	"bytes"
+	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
 	"os"
 	"path"
+	"slices"
 	"strings"
 
 	"golang.org/x/crypto/bcrypt"
@@ -21,25 +25,33 @@ type Access struct {
 	Origins []string `json:"origins"`
 }
 
-// UserEntry is one user in the --users file.
+// UserEntry is one user in the --users file. The camelCase spellings
+// (passwordHash, oidcSubject) are accepted too: ztedge:authUsers uses them.
 type UserEntry struct {
 	Username string `json:"username"`
 	// PasswordHash is a bcrypt hash ($2a$/$2b$/$2y$); empty disables the
 	// password grant for this user (e.g. OIDC-only users).
-	PasswordHash string `json:"password_hash,omitempty"`
+	PasswordHash      string `json:"password_hash,omitempty"`
+	PasswordHashCamel string `json:"passwordHash,omitempty"`
 	// OIDCSubject maps an upstream ID token's sub to this user for token
 	// exchange.
-	OIDCSubject string `json:"oidc_subject,omitempty"`
+	OIDCSubject      string `json:"oidc_subject,omitempty"`
+	OIDCSubjectCamel string `json:"oidcSubject,omitempty"`
 	Access
 }
 
-// ClientEntry is one trusted client-certificate subject in --clients.
+// ClientEntry is one trusted client in --clients, matched by exact
+// subject DN or, for certificates from the stack's own CA
+// (ztedge:trustedClients), by common name.
 type ClientEntry struct {
 	// Subject is the certificate subject DN in RFC 2253 form, as printed by
 	// `openssl x509 -noout -subject -nameopt RFC2253`, e.g.
 	// "CN=payments,O=Example Corp".
-	Subject string `json:"subject"`
-	// ID becomes the token sub and X-User-ID (default: Subject).
+	Subject string `json:"subject,omitempty"`
+	// Name matches the subject's CN alone. Every CA in --client-ca is
+	// trusted to issue it, so use it with a private CA only.
+	Name string `json:"name,omitempty"`
+	// ID becomes the token sub and X-User-ID (default: Name, else Subject).
 	ID string `json:"id,omitempty"`
 	Access
 }
@@ -68,20 +80,41 @@ type userRecord struct {
 
 // readStrict parses YAML or JSON (JSON is YAML) and rejects unknown keys,
 // so a typo such as "service:" fails loudly instead of granting nothing.
-func readStrict(file, flag string, into any) error {
+// The entries may sit under listKey or be the whole document (a list).
+func readStrict(file, flag, listKey string, into any) error {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return fmt.Errorf("%s: %w", flag, err)
 	}
-	if err := yaml.UnmarshalStrict(data, into); err != nil {
+	js, err := yaml.YAMLToJSON(data)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", flag, file, err)
+	}
+	if t := bytes.TrimSpace(js); len(t) > 0 && t[0] == '[' {
+		js = slices.Concat([]byte(`{"`+listKey+`":`), t, []byte("}"))
+	}
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(into); err != nil {
 		return fmt.Errorf("%s %s: %w", flag, file, err)
 	}
 	return nil
 }
 
+// either merges two spellings of one field.
+func either(a, b, name string) (string, error) {
+	if a != "" && b != "" && a != b {
+		return "", fmt.Errorf("%s is given twice with different values", name)
+	}
+	if a != "" {
+		return a, nil
+	}
+	return b, nil
+}
+
 func loadUsers(file string) (*userDB, error) {
 	var f usersFile
-	if err := readStrict(file, "--users", &f); err != nil {
+	if err := readStrict(file, "--users", "users", &f); err != nil {
 		return nil, err
 	}
 	db := &userDB{byName: map[string]*userRecord{}, byOIDC: map[string]*userRecord{}}
@@ -99,6 +132,12 @@ func loadUsers(file string) (*userDB, error) {
 			return nil, fmt.Errorf("%s: %w", where, err)
 		}
 		rec := &userRecord{id: Identity{ID: u.Username, Permissions: acc.Permissions, Services: acc.Services, Origins: acc.Origins}}
+		if u.PasswordHash, err = either(u.PasswordHash, u.PasswordHashCamel, "password_hash"); err != nil {
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
+		if u.OIDCSubject, err = either(u.OIDCSubject, u.OIDCSubjectCamel, "oidc_subject"); err != nil {
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
 		if u.PasswordHash != "" {
 			cost, err := bcrypt.Cost([]byte(u.PasswordHash))
 			if err != nil {
@@ -141,23 +180,44 @@ func (db *userDB) authenticate(username, password string) (*Identity, bool) {
 	return &rec.id, true
 }
 
-func loadClients(file string) (map[string]*Identity, error) {
+// clientDB is the loaded --clients file.
+type clientDB struct {
+	bySubject map[string]*Identity
+	byCN      map[string]*Identity
+}
+
+// lookup prefers an exact subject match over a CN match.
+func (c *clientDB) lookup(cert *x509.Certificate, subject string) *Identity {
+	if id := c.bySubject[subject]; id != nil {
+		return id
+	}
+	return c.byCN[cert.Subject.CommonName]
+}
+
+func loadClients(file string) (*clientDB, error) {
 	var f clientsFile
-	if err := readStrict(file, "--clients", &f); err != nil {
+	if err := readStrict(file, "--clients", "clients", &f); err != nil {
 		return nil, err
 	}
-	m := map[string]*Identity{}
+	db := &clientDB{bySubject: map[string]*Identity{}, byCN: map[string]*Identity{}}
 	for i, c := range f.Clients {
-		where := fmt.Sprintf("--clients %s: client #%d (%q)", file, i+1, c.Subject)
-		if strings.TrimSpace(c.Subject) == "" {
-			return nil, fmt.Errorf("%s: subject is required", where)
+		where := fmt.Sprintf("--clients %s: client #%d (%q)", file, i+1, c.Subject+c.Name)
+		table, key := db.bySubject, c.Subject
+		switch {
+		case (c.Subject == "") == (c.Name == ""):
+			return nil, fmt.Errorf("%s: give exactly one of subject or name", where)
+		case c.Name != "":
+			table, key = db.byCN, c.Name
 		}
-		if m[c.Subject] != nil {
-			return nil, fmt.Errorf("%s: duplicate subject", where)
+		if strings.TrimSpace(key) == "" {
+			return nil, fmt.Errorf("%s: subject or name is blank", where)
+		}
+		if table[key] != nil {
+			return nil, fmt.Errorf("%s: listed twice", where)
 		}
 		id := c.ID
 		if id == "" {
-			id = c.Subject
+			id = key
 		}
 		if err := checkID(id); err != nil {
 			return nil, fmt.Errorf("%s: id %w", where, err)
@@ -166,9 +226,9 @@ func loadClients(file string) (map[string]*Identity, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", where, err)
 		}
-		m[c.Subject] = &Identity{ID: id, Permissions: acc.Permissions, Services: acc.Services, Origins: acc.Origins}
+		table[key] = &Identity{ID: id, Permissions: acc.Permissions, Services: acc.Services, Origins: acc.Origins}
 	}
-	return m, nil
+	return db, nil
 }
 
 // checkID keeps identities printable: they go into a response header.
