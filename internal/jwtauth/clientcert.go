@@ -163,19 +163,22 @@ func (c *certAuth) present(h http.Header) bool {
 	return alb || xfcc
 }
 
+// certSources pairs each header source with the mode that ignores it.
+var certSources = []struct {
+	ignoredBy string
+	extract   func(http.Header) (*forwardedCert, bool, error)
+}{
+	{CertHeadersXFCC, extractALB},
+	{CertHeadersALB, extractXFCC},
+}
+
 func (c *certAuth) extract(h http.Header) (*forwardedCert, string) {
 	var found []*forwardedCert
-	if c.mode != CertHeadersXFCC {
-		fc, ok, err := extractALB(h)
-		if err != nil {
-			return nil, reasonBadClientCert
+	for _, src := range certSources {
+		if c.mode == src.ignoredBy {
+			continue
 		}
-		if ok {
-			found = append(found, fc)
-		}
-	}
-	if c.mode != CertHeadersALB {
-		fc, ok, err := extractXFCC(h)
+		fc, ok, err := src.extract(h)
 		if err != nil {
 			return nil, reasonBadClientCert
 		}

@@ -45,16 +45,7 @@ func newOIDCVerifier(cfg *Config) *oidcVerifier {
 		client:  cfg.HTTPClient,
 		ttl:     cfg.OIDCJWKSCacheTTL,
 		now:     cfg.Now,
-		parser: jwt.NewParser(
-			jwt.WithValidMethods([]string{"RS256", "ES256"}),
-			jwt.WithIssuer(cfg.OIDCIssuer),
-			jwt.WithAudience(cfg.OIDCAudience),
-			jwt.WithExpirationRequired(),
-			jwt.WithIssuedAt(),
-			jwt.WithLeeway(Leeway),
-			jwt.WithStrictDecoding(),
-			jwt.WithTimeFunc(cfg.Now),
-		),
+		parser:  strictParser([]string{"RS256", "ES256"}, cfg.OIDCIssuer, cfg.OIDCAudience, cfg.Now),
 	}
 }
 

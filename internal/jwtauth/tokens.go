@@ -111,17 +111,24 @@ const maxCacheLife = 5 * time.Minute
 
 func newTokenVerifier(cfg *Config, keys *keyManager) *tokenVerifier {
 	v := &tokenVerifier{keys: keys, now: cfg.Now, cache: newTTLCache[cachedToken](cfg.TokenCacheSize)}
-	v.parser = jwt.NewParser(
-		jwt.WithValidMethods([]string{jwt.SigningMethodES256.Alg()}),
-		jwt.WithIssuer(cfg.Issuer),
-		jwt.WithAudience(cfg.Audience),
+	v.parser = strictParser([]string{jwt.SigningMethodES256.Alg()}, cfg.Issuer, cfg.Audience, cfg.Now)
+	return v
+}
+
+// strictParser is the one parser policy for our tokens and upstream ID
+// tokens: an alg allow-list, iss, aud and exp required, iat checked, 30 s
+// leeway, and strict base64 so a token has one spelling only.
+func strictParser(algs []string, iss, aud string, now func() time.Time) *jwt.Parser {
+	return jwt.NewParser(
+		jwt.WithValidMethods(algs),
+		jwt.WithIssuer(iss),
+		jwt.WithAudience(aud),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
 		jwt.WithLeeway(Leeway),
 		jwt.WithStrictDecoding(),
-		jwt.WithTimeFunc(cfg.Now),
+		jwt.WithTimeFunc(now),
 	)
-	return v
 }
 
 // Reasons a token is refused; they are metric labels, so a fixed set.

@@ -49,6 +49,19 @@ func parseXFCC(h string) ([]xfccElement, error) {
 		cur[k] = v
 		return nil
 	}
+	endElem := func() error {
+		if err := endPair(); err != nil {
+			return err
+		}
+		if len(cur) > 0 {
+			elems = append(elems, cur)
+		}
+		if len(elems) > maxXFCCElements {
+			return errXFCC
+		}
+		cur = xfccElement{}
+		return nil
+	}
 	for i := 0; i < len(h); i++ {
 		c := h[i]
 		switch {
@@ -89,16 +102,9 @@ func parseXFCC(h string) ([]xfccElement, error) {
 				return nil, err
 			}
 		case c == ',':
-			if err := endPair(); err != nil {
+			if err := endElem(); err != nil {
 				return nil, err
 			}
-			if len(cur) > 0 {
-				elems = append(elems, cur)
-			}
-			if len(elems) > maxXFCCElements {
-				return nil, errXFCC
-			}
-			cur = xfccElement{}
 		case inKey:
 			key.WriteByte(c)
 		default:
@@ -108,14 +114,8 @@ func parseXFCC(h string) ([]xfccElement, error) {
 			val.WriteByte(c)
 		}
 	}
-	if err := endPair(); err != nil {
+	if err := endElem(); err != nil {
 		return nil, err
-	}
-	if len(cur) > 0 {
-		elems = append(elems, cur)
-	}
-	if len(elems) > maxXFCCElements {
-		return nil, errXFCC
 	}
 	return elems, nil
 }
