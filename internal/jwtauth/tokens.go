@@ -35,7 +35,7 @@ type principal struct {
 	services    []string
 	origins     []string
 	certSubject string
-	via         string    // "token" or "client_cert"
+	via         string    // reasonAllowToken or reasonAllowClientCert
 	ident       *Identity // what it was built from
 }
 
@@ -175,7 +175,7 @@ func (v *tokenVerifier) verify(tok string) (*principal, string) {
 		return nil, reasonMissingClaim
 	}
 	p := newPrincipal(&Identity{ID: claims.Subject, Permissions: claims.Permissions,
-		Services: claims.Services, Origins: claims.Origins}, "token", "")
+		Services: claims.Services, Origins: claims.Origins}, reasonAllowToken, "")
 	exp := claims.ExpiresAt.Add(Leeway)
 	if limit := now.Add(maxCacheLife); exp.After(limit) {
 		exp = limit
