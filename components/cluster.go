@@ -5,8 +5,8 @@ import (
 	"regexp"
 	"strings"
 
-	awseks "github.com/pulumi/pulumi-aws/sdk/v6/go/aws/eks"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
+	awseks "github.com/pulumi/pulumi-aws/sdk/v6/go/aws/eks"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/iam"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/kms"
 	"github.com/pulumi/pulumi-eks/sdk/v2/go/eks"
@@ -16,25 +16,28 @@ import (
 
 // ClusterArgs describes the EKS cluster and its one managed node group.
 type ClusterArgs struct {
-	ClusterName       string
-	KubernetesVersion string
-	VpcID             pulumi.StringInput
-	PublicSubnetIDs   pulumi.StringArrayInput
-	PrivateSubnetIDs  pulumi.StringArrayInput
+	ClusterSpec
+	VpcID            pulumi.StringInput
+	PublicSubnetIDs  pulumi.StringArrayInput
+	PrivateSubnetIDs pulumi.StringArrayInput
+	Tags             map[string]string
+}
 
+// ClusterSpec is the cluster's plain settings (the `ztedge:` cluster keys, validated by stacks).
+type ClusterSpec struct {
+	Name              string
+	KubernetesVersion string
 	NodeInstanceTypes []string
 	NodeCapacityType  string
 	NodeMinSize       int
 	NodeDesiredSize   int
 	NodeMaxSize       int
 	NodeDiskSizeGiB   int
-
 	// EndpointPublicAccess exposes the API server to EndpointPublicAccessCidrs; the private endpoint is always on.
 	EndpointPublicAccess      bool
 	EndpointPublicAccessCidrs []string
 	AdminArns                 []string
 	LogTypes                  []string
-	Tags                      map[string]string
 }
 
 // Cluster is an EKS cluster with IRSA, envelope-encrypted Secrets and a private managed node group.
@@ -86,8 +89,8 @@ func AmiTypeFor(instanceTypes []string) (string, error) {
 
 func (a *ClusterArgs) validate() error {
 	var missing []string
-	if a.ClusterName == "" {
-		missing = append(missing, "ClusterName")
+	if a.Name == "" {
+		missing = append(missing, "Name")
 	}
 	if a.KubernetesVersion == "" {
 		missing = append(missing, "KubernetesVersion")
@@ -123,7 +126,7 @@ func NewCluster(ctx *pulumi.Context, name string, args *ClusterArgs, opts ...pul
 	tags := mergeTags(args.Tags, nil)
 
 	secretsKey, err := kms.NewKey(ctx, name+"-secrets", &kms.KeyArgs{
-		Description:          pulumi.Sprintf("Envelope encryption of Kubernetes Secrets in EKS cluster %s", args.ClusterName),
+		Description:          pulumi.Sprintf("Envelope encryption of Kubernetes Secrets in EKS cluster %s", args.Name),
 		EnableKeyRotation:    pulumi.Bool(true),
 		DeletionWindowInDays: pulumi.Int(30),
 		Tags:                 tags,
@@ -132,7 +135,7 @@ func NewCluster(ctx *pulumi.Context, name string, args *ClusterArgs, opts ...pul
 		return nil, err
 	}
 	nodeRole, err := iam.NewRole(ctx, name+"-node", &iam.RoleArgs{
-		Description:      pulumi.Sprintf("Worker nodes of EKS cluster %s", args.ClusterName),
+		Description:      pulumi.Sprintf("Worker nodes of EKS cluster %s", args.Name),
 		AssumeRolePolicy: pulumi.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`),
 		Tags:             tags,
 	}, child)
@@ -165,7 +168,7 @@ func NewCluster(ctx *pulumi.Context, name string, args *ClusterArgs, opts ...pul
 	mode := eks.AuthenticationModeApi
 	skipDefault := true
 	cluster, err := eks.NewCluster(ctx, name, &eks.ClusterArgs{
-		Name:             pulumi.String(args.ClusterName),
+		Name:             pulumi.String(args.Name),
 		Version:          pulumi.String(args.KubernetesVersion),
 		VpcId:            args.VpcID,
 		PublicSubnetIds:  args.PublicSubnetIDs,
@@ -190,7 +193,7 @@ func NewCluster(ctx *pulumi.Context, name string, args *ClusterArgs, opts ...pul
 	// Our own launch template: IMDSv2 only, with a hop limit of 1 so pods cannot borrow the node's
 	// role through the metadata service (they use IRSA), and an encrypted gp3 root volume.
 	launchTemplate, err := ec2.NewLaunchTemplate(ctx, name+"-nodes", &ec2.LaunchTemplateArgs{
-		Description: pulumi.Sprintf("Nodes of EKS cluster %s", args.ClusterName),
+		Description: pulumi.Sprintf("Nodes of EKS cluster %s", args.Name),
 		MetadataOptions: &ec2.LaunchTemplateMetadataOptionsArgs{
 			HttpEndpoint:            pulumi.String("enabled"),
 			HttpTokens:              pulumi.String("required"),
@@ -204,7 +207,7 @@ func NewCluster(ctx *pulumi.Context, name string, args *ClusterArgs, opts ...pul
 			},
 		}},
 		TagSpecifications: ec2.LaunchTemplateTagSpecificationArray{ec2.LaunchTemplateTagSpecificationArgs{
-			ResourceType: pulumi.String("instance"), Tags: mergeTags(args.Tags, map[string]string{"Name": args.ClusterName + "-node"}),
+			ResourceType: pulumi.String("instance"), Tags: mergeTags(args.Tags, map[string]string{"Name": args.Name + "-node"}),
 		}},
 		Tags: tags,
 	}, child)

@@ -78,20 +78,7 @@ type NetworkConfig struct {
 }
 
 // ClusterConfig describes the EKS cluster and its managed node group.
-type ClusterConfig struct {
-	Name                      string
-	KubernetesVersion         string
-	NodeInstanceTypes         []string
-	NodeCapacityType          string
-	NodeMinSize               int
-	NodeDesiredSize           int
-	NodeMaxSize               int
-	NodeDiskSizeGiB           int
-	EndpointPublicAccess      bool
-	EndpointPublicAccessCidrs []string
-	AdminArns                 []string
-	LogTypes                  []string
-}
+type ClusterConfig = components.ClusterSpec
 
 // AlbControllerConfig pins the AWS Load Balancer Controller chart.
 type AlbControllerConfig struct {

@@ -74,22 +74,11 @@ func buildPlatform(ctx *pulumi.Context, cfg *Config) (*Platform, error) {
 	}
 
 	cluster, err := components.NewCluster(ctx, cfg.Cluster.Name, &components.ClusterArgs{
-		ClusterName:               cfg.Cluster.Name,
-		KubernetesVersion:         cfg.Cluster.KubernetesVersion,
-		VpcID:                     network.VpcID,
-		PublicSubnetIDs:           network.PublicSubnetIDs,
-		PrivateSubnetIDs:          network.PrivateSubnetIDs,
-		NodeInstanceTypes:         cfg.Cluster.NodeInstanceTypes,
-		NodeCapacityType:          cfg.Cluster.NodeCapacityType,
-		NodeMinSize:               cfg.Cluster.NodeMinSize,
-		NodeDesiredSize:           cfg.Cluster.NodeDesiredSize,
-		NodeMaxSize:               cfg.Cluster.NodeMaxSize,
-		NodeDiskSizeGiB:           cfg.Cluster.NodeDiskSizeGiB,
-		EndpointPublicAccess:      cfg.Cluster.EndpointPublicAccess,
-		EndpointPublicAccessCidrs: cfg.Cluster.EndpointPublicAccessCidrs,
-		AdminArns:                 cfg.Cluster.AdminArns,
-		LogTypes:                  cfg.Cluster.LogTypes,
-		Tags:                      cfg.Tags,
+		ClusterSpec:      cfg.Cluster,
+		VpcID:            network.VpcID,
+		PublicSubnetIDs:  network.PublicSubnetIDs,
+		PrivateSubnetIDs: network.PrivateSubnetIDs,
+		Tags:             cfg.Tags,
 	})
 	if err != nil {
 		return nil, err
