@@ -1,0 +1,281 @@
+package tests
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/ztedge/ztedge/internal/chartvalues"
+	"github.com/ztedge/ztedge/internal/crdschema"
+	"github.com/ztedge/ztedge/internal/mockengine"
+	"github.com/ztedge/ztedge/stacks"
+)
+
+const (
+	typeRelease    = "kubernetes:helm.sh/v3:Release"
+	typeConfigFile = "kubernetes:yaml/v2:ConfigFile"
+)
+
+// The chart values files the tests check keys against. None is the exact pinned chart: the
+// charts are only on ghcr.io / app.getambassador.io, which are not reachable offline. Each
+// directory's SOURCE.md says where the file comes from.
+//   - emissary-ingress: the 4.x line's values.yaml.in (identical to the 3.10.0 chart in the
+//     emissary Go module); the 4.1.0 release renders it by replacing @imageRepo@ and @version@.
+//   - emissary-crds-chart: a 4.x values.yaml (enableLegacyVersions defaults to false).
+//   - edge-stack: 8.10.1-rc.1; its emissary-ingress subchart is the emissary chart above.
+const (
+	emissaryValuesFile  = "tests/testdata/charts/emissary-ingress-3.10-template/values.yaml"
+	crdsValuesFile      = "tests/testdata/charts/emissary-crds-chart-4.x/values.yaml"
+	edgeStackValuesFile = "tests/testdata/charts/edge-stack-8.10.1-rc.1/values.yaml"
+)
+
+func loadChart(t *testing.T, file string) *chartvalues.Chart {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What the release build substitutes (values.yaml.in only); the values do not matter here.
+	b = []byte(strings.NewReplacer("@imageRepo@", "ghcr.io/emissary-ingress/emissary", "@version@", "4.1.0").Replace(string(b)))
+	c, err := chartvalues.ParseChart(b, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// edgeStackConfig is the dev stack switched to Ambassador Edge Stack, with a secret license.
+func edgeStackConfig(t *testing.T) stacks.MapSource {
+	src := stackConfig(t, "dev", map[string]string{
+		"ztedge:edition":               "edge-stack",
+		"ztedge:edgeStackChartVersion": "8.10.1-rc.1",
+		"ztedge:edgeStackCrdsUrl":      "https://app.getambassador.io/yaml/edge-stack/3.10.1-rc.1/aes-crds.yaml",
+		"ztedge:edgeStackLicenseKey":   "test-license-jwt",
+	})
+	src.Secrets["ztedge:edgeStackLicenseKey"] = true
+	return src
+}
+
+func mustRunSource(t *testing.T, src stacks.MapSource) *graph {
+	t.Helper()
+	g, err := run(t, "dev", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// releaseValues returns a release's values, failing if any key is unknown to the chart.
+func releaseValues(t *testing.T, rel *mockengine.Resource) map[string]any {
+	t.Helper()
+	v, ok := input(rel, "values").(map[string]any)
+	if !ok {
+		t.Fatalf("release %s has no values", rel.Name)
+	}
+	return v
+}
+
+var emissaryPodLabels = map[string]any{"app.kubernetes.io/name": "emissary-ingress", "app.kubernetes.io/instance": "emissary-ingress"}
+
+// wantAmbassadorPodValues is what both editions set for the Ambassador pods (module aside).
+func wantAmbassadorPodValues(name string, replicas float64) map[string]any {
+	selector := map[string]any{"matchLabels": map[string]any{"app.kubernetes.io/name": name, "app.kubernetes.io/instance": name}}
+	v := map[string]any{
+		"nameOverride": name, "fullnameOverride": name, "replicaCount": replicas,
+		"resources": map[string]any{"requests": map[string]any{"cpu": "200m", "memory": "300Mi"}, "limits": map[string]any{"memory": "600Mi"}},
+		"affinity": map[string]any{"podAntiAffinity": map[string]any{"preferredDuringSchedulingIgnoredDuringExecution": []any{
+			map[string]any{"weight": float64(100), "podAffinityTerm": map[string]any{"topologyKey": "kubernetes.io/hostname", "labelSelector": selector}},
+		}}},
+		"topologySpreadConstraints": []any{map[string]any{
+			"maxSkew": float64(1), "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": selector,
+		}},
+		"service":                map[string]any{"type": "ClusterIP"},
+		"adminService":           map[string]any{"create": true},
+		"createDefaultListeners": false,
+		"ingressClassResource":   map[string]any{"enabled": false},
+		"security": map[string]any{
+			"podSecurityContext":       map[string]any{"runAsNonRoot": true, "runAsUser": float64(8888), "seccompProfile": map[string]any{"type": "RuntimeDefault"}},
+			"containerSecurityContext": map[string]any{"allowPrivilegeEscalation": false, "capabilities": map[string]any{"drop": []any{"ALL"}}},
+		},
+	}
+	if replicas >= 2 {
+		v["podDisruptionBudget"] = map[string]any{"minAvailable": float64(1)}
+	}
+	return v
+}
+
+// checkModule: diagnostics stay off, and the Module the chart renders from the values is valid
+// against the Module CRD.
+func checkModule(t *testing.T, module any) {
+	t.Helper()
+	m, _ := module.(map[string]any)
+	if !reflect.DeepEqual(m["diagnostics"], map[string]any{"enabled": false, "allow_non_local": false}) {
+		t.Errorf("module diagnostics %v: want disabled and local only", m["diagnostics"])
+	}
+	v, err := crdschema.LoadEmissary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range v.Validate(map[string]any{
+		"apiVersion": "getambassador.io/v3alpha1", "kind": "Module",
+		"metadata": map[string]any{"name": "ambassador", "namespace": "ambassador"},
+		"spec":     map[string]any{"config": m},
+	}) {
+		t.Errorf("Module rendered from the values: %v", err)
+	}
+}
+
+func withoutKey(m map[string]any, key string) map[string]any {
+	out := map[string]any{}
+	for k, v := range m {
+		if k != key {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func TestEmissaryReleases(t *testing.T) {
+	appChart := loadChart(t, emissaryValuesFile)
+	crdChart := loadChart(t, crdsValuesFile)
+	for _, stack := range stackFiles {
+		t.Run(stack, func(t *testing.T) {
+			g := mustRun(t, stack)
+			crds := g.one(typeRelease, "ambassador-crds")
+			app := g.one(typeRelease, "ambassador")
+			for rel, want := range map[*mockengine.Resource]map[string]any{
+				crds: {"name": "emissary-crds", "chart": "oci://ghcr.io/emissary-ingress/emissary-crds-chart", "version": "4.1.0", "namespace": "ambassador", "atomic": true},
+				app:  {"name": "emissary-ingress", "chart": "oci://ghcr.io/emissary-ingress/emissary-ingress", "version": "4.1.0", "namespace": "ambassador", "atomic": true},
+			} {
+				for k, v := range want {
+					if got := input(rel, k); got != v {
+						t.Errorf("%s: %s = %v, want %v", rel.Name, k, got, v)
+					}
+				}
+				if !strings.Contains(rel.Provider, "pulumi:providers:kubernetes") {
+					t.Errorf("%s does not use the cluster's provider", rel.Name)
+				}
+				// Pods need nodes; the pod webhook that injects readiness gates needs the controller.
+				if !g.dependsOn(rel, g.one("eks:index:ManagedNodeGroup")) || !g.dependsOn(rel, g.one(typeRelease, "alb-controller")) {
+					t.Errorf("%s does not wait for the node group and the load balancer controller", rel.Name)
+				}
+				if !g.dependsOn(rel, g.one(typeNamespace, "ambassador")) {
+					t.Errorf("%s does not wait for its namespace", rel.Name)
+				}
+			}
+			if !g.dependsOn(app, crds) || g.dependsOn(crds, app) {
+				t.Errorf("the CRD release must come first: app→crds %v, crds→app %v", g.dependsOn(app, crds), g.dependsOn(crds, app))
+			}
+			if len(g.ofType(typeConfigFile)) != 0 {
+				t.Errorf("Emissary needs no aes-crds.yaml")
+			}
+
+			crdValues := releaseValues(t, crds)
+			if !reflect.DeepEqual(crdValues, map[string]any{"enableLegacyVersions": false}) {
+				t.Errorf("CRD chart values %v", crdValues)
+			}
+			if unknown := crdChart.UnknownKeys(crdValues); len(unknown) > 0 {
+				t.Errorf("CRD chart values the chart does not define: %v", unknown)
+			}
+
+			values := releaseValues(t, app)
+			want := wantAmbassadorPodValues("emissary-ingress", 2)
+			want["waitForApiext"] = map[string]any{"enabled": false}
+			if got := withoutKey(values, "module"); !reflect.DeepEqual(got, want) {
+				t.Errorf("values:\n got %#v\nwant %#v", got, want)
+			}
+			checkModule(t, values["module"])
+			if unknown := appChart.UnknownKeys(withoutKey(values, "module")); len(unknown) > 0 {
+				t.Errorf("values the chart does not define: %v", unknown)
+			}
+		})
+	}
+}
+
+func TestAmbassadorNamespace(t *testing.T) {
+	for edition, level := range map[string]string{"emissary": "restricted", "edge-stack": "baseline"} {
+		src := stackConfig(t, "dev", nil)
+		if edition == "edge-stack" {
+			src = edgeStackConfig(t)
+		}
+		g := mustRunSource(t, src)
+		labels, _ := input(g.one(typeNamespace, "ambassador"), "metadata", "labels").(map[string]any)
+		want := map[string]any{
+			"pod-security.kubernetes.io/enforce":      level,
+			"pod-security.kubernetes.io/warn":         "restricted",
+			"pod-security.kubernetes.io/audit":        "restricted",
+			"elbv2.k8s.aws/pod-readiness-gate-inject": "enabled",
+		}
+		if !reflect.DeepEqual(labels, want) {
+			t.Errorf("%s: namespace labels %v, want %v", edition, labels, want)
+		}
+	}
+}
+
+func TestEdgeStackRelease(t *testing.T) {
+	g := mustRunSource(t, edgeStackConfig(t))
+	if n := len(g.ofType(typeRelease)); n != 2 {
+		t.Errorf("%d Helm releases, want 2 (controller, edge-stack): no emissary CRD chart", n)
+	}
+	crds := g.one(typeConfigFile)
+	if !crds.Remote || input(crds, "file") != "https://app.getambassador.io/yaml/edge-stack/3.10.1-rc.1/aes-crds.yaml" {
+		t.Errorf("aes-crds.yaml: remote %v, file %v", crds.Remote, input(crds, "file"))
+	}
+	license := g.secretNamed("ambassador", "ambassador-edge-stack")
+	if input(license, "type") != "Opaque" || !reflect.DeepEqual(plain(license, "stringData"), map[string]any{"license-key": "test-license-jwt"}) || !isSecret(license, "stringData") {
+		t.Errorf("license Secret: type %v, data %v, secret %v", input(license, "type"), plain(license, "stringData"), isSecret(license, "stringData"))
+	}
+
+	rel := g.one(typeRelease, "ambassador")
+	for k, v := range map[string]any{"name": "edge-stack", "chart": "edge-stack", "version": "8.10.1-rc.1", "namespace": "ambassador"} {
+		if got := input(rel, k); got != v {
+			t.Errorf("%s = %v, want %v", k, got, v)
+		}
+	}
+	if repo := input(rel, "repositoryOpts", "repo"); repo != "https://app.getambassador.io" {
+		t.Errorf("repository %v", repo)
+	}
+	// The CRDs (and the apiext webhook they bring, awaited by the provider) and the license first.
+	for _, dep := range []*mockengine.Resource{crds, license, g.one("eks:index:ManagedNodeGroup")} {
+		if !g.dependsOn(rel, dep) {
+			t.Errorf("edge-stack release does not wait for %s %s", dep.Type, dep.Name)
+		}
+	}
+	if !g.dependsOn(crds, g.one("eks:index:ManagedNodeGroup")) {
+		t.Errorf("aes-crds.yaml runs the apiext Deployment: it must wait for the nodes")
+	}
+
+	values := releaseValues(t, rel)
+	sub, _ := values["emissary-ingress"].(map[string]any)
+	wantSub := wantAmbassadorPodValues("edge-stack", 2)
+	wantSub["agent"] = map[string]any{"enabled": false}
+	if got := withoutKey(sub, "module"); !reflect.DeepEqual(got, wantSub) {
+		t.Errorf("emissary-ingress values:\n got %#v\nwant %#v", got, wantSub)
+	}
+	checkModule(t, sub["module"])
+	wantTop := map[string]any{
+		"licenseKey": map[string]any{"createSecret": false}, "authService": map[string]any{"create": false},
+		"rateLimit": map[string]any{"create": true}, "createDevPortalMappings": false,
+	}
+	if got := withoutKey(values, "emissary-ingress"); !reflect.DeepEqual(got, wantTop) {
+		t.Errorf("edge-stack values:\n got %#v\nwant %#v", got, wantTop)
+	}
+
+	// Top-level keys against the edge-stack chart; subchart keys against the emissary chart or
+	// the edge-stack chart's own emissary-ingress block.
+	edgeStack, emissary := loadChart(t, edgeStackValuesFile), loadChart(t, emissaryValuesFile)
+	if unknown := edgeStack.UnknownKeys(withoutKey(values, "emissary-ingress")); len(unknown) > 0 {
+		t.Errorf("edge-stack values the chart does not define: %v", unknown)
+	}
+	inBlock := map[string]bool{}
+	for _, k := range edgeStack.UnknownKeys(map[string]any{"emissary-ingress": withoutKey(sub, "module")}) {
+		inBlock[strings.TrimPrefix(k, "emissary-ingress.")] = true
+	}
+	for _, k := range emissary.UnknownKeys(withoutKey(sub, "module")) {
+		if inBlock[k] {
+			t.Errorf("emissary-ingress.%s is defined by neither the subchart nor edge-stack's block", k)
+		}
+	}
+}
