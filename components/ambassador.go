@@ -160,6 +160,8 @@ func ambassadorPodValues(n AmbassadorNaming, replicas int, resources map[string]
 		// Routes come only from ztedge's Mappings, not from Kubernetes Ingress objects.
 		"ingressClassResource": map[string]any{"enabled": false},
 		"module":               moduleConfig,
+		// No usage reports to metriton.datawire.io: the edge calls out only where ztedge says.
+		"env": map[string]any{"SCOUT_DISABLE": "1"},
 		// Pod Security "restricted": the chart already runs as UID 8888 without privilege escalation.
 		"security": map[string]any{
 			"podSecurityContext": map[string]any{

@@ -95,6 +95,7 @@ func wantAmbassadorPodValues(name string, replicas float64) map[string]any {
 		"adminService":           map[string]any{"create": true},
 		"createDefaultListeners": false,
 		"ingressClassResource":   map[string]any{"enabled": false},
+		"env":                    map[string]any{"SCOUT_DISABLE": "1"},
 		"security": map[string]any{
 			"podSecurityContext":       map[string]any{"runAsNonRoot": true, "runAsUser": float64(8888), "seccompProfile": map[string]any{"type": "RuntimeDefault"}},
 			"containerSecurityContext": map[string]any{"allowPrivilegeEscalation": false, "capabilities": map[string]any{"drop": []any{"ALL"}}},
