@@ -1,0 +1,148 @@
+// Command ztedge operates the ztedge edge: render a stack offline, preview/deploy/destroy it
+// through the Pulumi Automation API, and run the acceptance checks against a deployed edge.
+//
+// Run `ztedge help` (or `go run ./cmd/ztedge help`) for the commands.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+// Exit statuses: 0 success, 1 the operation or a check failed, 2 the command line or the stack
+// configuration is wrong (nothing was attempted).
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
+
+// usageError marks an error the user can fix by changing the command line or the configuration.
+type usageError struct{ error }
+
+type command struct {
+	name, summary string
+	run           func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{"render", "write a stack's Kubernetes objects, Helm releases, AWS summary and graph (offline)", runRender},
+		{"preview", "show what `up` would change (Pulumi CLI + cloud credentials)", deployCommand(opPreview)},
+		{"up", "create or update a stack's resources", deployCommand(opUp)},
+		{"destroy", "delete every resource of a stack", deployCommand(opDestroy)},
+		{"refresh", "read the real state of a stack's resources into its state", deployCommand(opRefresh)},
+		{"outputs", "print a stack's outputs (secrets hidden unless --show-secrets)", runOutputs},
+		{"smoke", "run the acceptance checks against a deployed edge", runSmoke},
+	}
+}
+
+const intro = `ztedge — operate the zero-trust edge.
+
+Usage:
+  ztedge <command> [flags]
+  ztedge <command> --help     flags of one command
+
+Commands:
+%s
+Start here:
+  ztedge render --stack dev                 # no cloud, no Pulumi CLI: see what dev would create in out/dev/
+  export PULUMI_CONFIG_PASSPHRASE=...       # encrypts the stack's secrets (state: ./.pulumi-state unless PULUMI_BACKEND_URL)
+  ztedge preview --stack dev                # needs the Pulumi CLI and AWS credentials
+  ztedge up --stack dev
+  ztedge smoke --stack dev                  # mTLS, token, HTTP and TLS 1.2 rejection checks
+
+More: docs/operate.md.
+`
+
+func usage(w io.Writer) {
+	var b strings.Builder
+	for _, c := range commands() {
+		fmt.Fprintf(&b, "  %-9s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, intro, b.String())
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes one command line and returns the exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		if len(args) > 1 {
+			return run(ctx, []string{args[1], "--help"}, stdout, stderr)
+		}
+		usage(stdout)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	for _, c := range commands() {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(ctx, args[1:], stdout, stderr)
+		var ue usageError
+		switch {
+		case err == nil:
+			return exitOK
+		case errors.Is(err, flag.ErrHelp):
+			return exitOK
+		case errors.As(err, &ue):
+			fmt.Fprintf(stderr, "ztedge %s: %v\n", c.name, err)
+			return exitUsage
+		default:
+			fmt.Fprintf(stderr, "ztedge %s: %v\n", c.name, err)
+			return exitFail
+		}
+	}
+	fmt.Fprintf(stderr, "ztedge: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return exitUsage
+}
+
+// newFlags makes a command's flag set; its --help prints the description, the flags and examples.
+func newFlags(name, description, examples string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("ztedge "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: ztedge %s [flags]\n\n%s\n\nFlags:\n", name, strings.TrimSpace(description))
+		fs.PrintDefaults()
+		if examples != "" {
+			fmt.Fprintf(stderr, "\nExamples:\n%s\n", strings.TrimRight(examples, "\n"))
+		}
+	}
+	return fs
+}
+
+// parse parses flags, turning mistakes into usage errors and refusing stray arguments.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q (flags only; see --help)", fs.Arg(0))}
+	}
+	return nil
+}
+
+func requireStack(stack string) error {
+	if stack == "" {
+		return usageError{errors.New("--stack is required (dev, prod, local, or any Pulumi.<stack>.yaml)")}
+	}
+	return nil
+}

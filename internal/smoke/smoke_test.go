@@ -1,0 +1,128 @@
+package smoke_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"strings"
+	"testing"
+
+	"github.com/ztedge/ztedge/internal/smoke"
+	"github.com/ztedge/ztedge/internal/smoke/smoketest"
+)
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func start(t *testing.T, b smoketest.Behaviour) smoke.Target { return smoketest.Start(t, b).Target }
+
+func runChecks(t *testing.T, target smoke.Target) map[string]smoke.Result {
+	t.Helper()
+	results, err := smoke.Run(context.Background(), target)
+	must(t, err)
+	byName := map[string]smoke.Result{}
+	for _, r := range results {
+		byName[r.Check] = r
+	}
+	if len(byName) != 6 {
+		t.Fatalf("want 6 checks, got %+v", results)
+	}
+	return byName
+}
+
+func TestGoodEdgePassesEveryCheck(t *testing.T) {
+	results := runChecks(t, start(t, smoketest.Good))
+	for name, r := range results {
+		if !r.Pass {
+			t.Errorf("%s: expected %s, got %s", name, r.Expect, r.Got)
+		}
+	}
+	if got := results["no-credentials"].Got; !strings.HasPrefix(got, "401") {
+		t.Errorf("no-credentials: got %q", got)
+	}
+}
+
+// Each wrong edge must fail exactly the check that is about its fault, and pass the others.
+func TestWrongEdgesFailTheirCheck(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		edge  smoketest.Behaviour
+		fails string
+	}{
+		{"accepts TLS 1.2", smoketest.Behaviour{MinTLS: tls.VersionTLS12, VerifyClientCerts: true, RequireAuth: true}, "tls12"},
+		{"accepts any client certificate", smoketest.Behaviour{MinTLS: tls.VersionTLS13, RequireAuth: true}, "foreign-cert"},
+		{"serves plain HTTP", smoketest.Behaviour{MinTLS: tls.VersionTLS13, VerifyClientCerts: true, RequireAuth: true, ServeHTTP: true}, "plain-http"},
+		{"serves without credentials", smoketest.Behaviour{MinTLS: tls.VersionTLS13, VerifyClientCerts: true}, "no-credentials"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			results := runChecks(t, start(t, tc.edge))
+			for name, r := range results {
+				if want := name != tc.fails; r.Pass != want {
+					t.Errorf("%s: pass=%v, want %v (got %s)", name, r.Pass, want, r.Got)
+				}
+			}
+		})
+	}
+}
+
+// A trusted client whose certificate the edge does not know fails the checks that need it.
+func TestUntrustedClientFailsMTLSAndToken(t *testing.T) {
+	target := start(t, smoketest.Good)
+	other, err := smoke.ForeignClient()
+	must(t, err)
+	target.Client = other
+	results := runChecks(t, target)
+	for _, name := range []string{"mtls", "token"} {
+		if results[name].Pass {
+			t.Errorf("%s passed with a certificate the edge does not trust", name)
+		}
+	}
+}
+
+// Nothing listening proves nothing: the checks that expect a rejection must not pass on a refusal
+// of the TLS port.
+func TestUnreachableEdgeFails(t *testing.T) {
+	target := start(t, smoketest.Good)
+	target.Address = smoketest.ClosedPort(t)
+	results, err := smoke.Run(context.Background(), target)
+	must(t, err)
+	if smoke.Passed(results) {
+		t.Fatal("an unreachable edge passed")
+	}
+	for _, r := range results {
+		if r.Pass && r.Check != "plain-http" && r.Check != "no-credentials" {
+			t.Errorf("%s passed against a closed port: %s", r.Check, r.Got)
+		}
+		if r.Check == "no-credentials" && r.Pass {
+			t.Errorf("no-credentials passed without a 401")
+		}
+	}
+}
+
+func TestTargetNeedsAClientAndAnEndpoint(t *testing.T) {
+	if _, err := smoke.Run(context.Background(), smoke.Target{Address: "edge.example.com"}); err == nil || !strings.Contains(err.Error(), "host:port") {
+		t.Errorf("missing port: %v", err)
+	}
+	if _, err := smoke.Run(context.Background(), smoke.Target{Address: "edge.example.com:443"}); err == nil || !strings.Contains(err.Error(), "client certificate") {
+		t.Errorf("missing client: %v", err)
+	}
+}
+
+func TestTable(t *testing.T) {
+	var b bytes.Buffer
+	smoke.Table(&b, []smoke.Result{{"mtls", "2xx", "200 OK", true}, {"tls12", "handshake rejected", "TLS 1.2 handshake succeeded", false}})
+	want := "CHECK  EXPECT              GOT                          RESULT\n" +
+		"mtls   2xx                 200 OK                       pass\n" +
+		"tls12  handshake rejected  TLS 1.2 handshake succeeded  FAIL\n" +
+		"smoke: 1 of 2 checks passed\n"
+	if b.String() != want {
+		t.Errorf("table:\n%s\nwant:\n%s", b.String(), want)
+	}
+	if smoke.Passed(nil) {
+		t.Error("no results must not count as passing")
+	}
+}
