@@ -18,6 +18,9 @@ type Edge struct {
 	// Namespace is Ambassador's namespace, shared with jwt-auth and the rate-limit service.
 	Namespace         string
 	BackendNamespaces *components.BackendNamespaces
+	// RateLimit is ztedge's rate limiting when a backend sets one (nil otherwise); the
+	// NetworkPolicies admit its server and Redis.
+	RateLimit *components.RateLimiting
 }
 
 // buildEdge creates the zero-trust edge on the cluster: PKI and Secrets, Ambassador, its
@@ -39,6 +42,7 @@ func buildEdge(ctx *pulumi.Context, cfg *Config, p *Platform) (*Edge, error) {
 		EdgeStackLicenseKey:      cfg.Edge.EdgeStackLicenseKey,
 		Replicas:                 cfg.Edge.Replicas,
 		Resources:                cfg.Edge.Resources,
+		Module:                   components.AmbassadorModuleConfig(cfg.Edge.ClientAuth),
 		DependsOn:                append([]pulumi.Resource{p.LoadBalancerController}, p.Nodes...),
 	}, onCluster)
 	if err != nil {
@@ -67,20 +71,92 @@ func buildEdge(ctx *pulumi.Context, cfg *Config, p *Platform) (*Edge, error) {
 	ctx.Export("caCertificate", e.Pki.CACertPem)
 	ctx.Export("clientCertificates", e.Pki.ClientBundles)
 
+	// ---- Ambassador configuration, rate limiting, load balancer --------------------------------
+	if err := buildEdgeRouting(ctx, cfg, p, e, onCluster); err != nil {
+		return nil, err
+	}
+
 	// ---- NetworkPolicies ---------------------------------------------------------------------
 	policies := &components.NetworkPoliciesArgs{
 		AmbassadorNamespace:     e.Ambassador.NamespaceName,
 		AmbassadorNamespaceName: e.Ambassador.Namespace,
 		AmbassadorPodLabels:     e.Ambassador.PodLabels,
-		LoadBalancerPorts:       []int{8443, 8877}, // Emissary's HTTPS listener and admin (health-check) port
+		LoadBalancerPorts:       []int{components.AmbassadorHTTPSPort, components.AmbassadorAdminPort},
 		VpcCidr:                 p.VpcCidr,
 		Backends:                cfg.Edge.Backends,
 		BackendNamespaces:       e.BackendNamespaces.Names,
 		EdgeStackRedis:          e.Ambassador.EdgeStackRedis,
 		AuthEgressHTTPS:         cfg.Auth.OidcJwksURL != "",
 	}
+	if e.RateLimit != nil && e.RateLimit.ServerLabels != nil {
+		policies.RateLimitServer = &components.PodPort{Labels: e.RateLimit.ServerLabels, Port: components.RateLimitGRPCPort}
+		policies.RateLimitRedis = &components.PodPort{Labels: e.RateLimit.RedisLabels, Port: components.RateLimitRedisPort}
+	}
 	if _, err := components.NewNetworkPolicies(ctx, "edge", policies, onCluster); err != nil {
 		return nil, err
 	}
 	return e, nil
+}
+
+// buildEdgeRouting configures Ambassador (Listener, Host, upstream TLSContext, a Mapping per
+// backend), the backends' rate limits and the AWS load balancer in front of it. It sets
+// e.RateLimit when a backend has a rate limit.
+func buildEdgeRouting(ctx *pulumi.Context, cfg *Config, p *Platform, e *Edge, onCluster pulumi.ResourceOption) error {
+	amb := e.Ambassador
+	var limiter pulumi.Resource
+	if components.HasRateLimits(cfg.Edge.Backends) {
+		rl, err := components.NewRateLimiting(ctx, "ratelimit", &components.RateLimitingArgs{
+			Namespace:     amb.NamespaceName,
+			NamespaceName: amb.Namespace,
+			EdgeStack:     cfg.Edge.Edition == components.EditionEdgeStack,
+			Backends:      cfg.Edge.Backends,
+			Image:         cfg.Edge.RateLimitImage,
+			RedisImage:    cfg.Edge.RedisImage,
+			// As many limiters as Ambassador replicas, up to three: each answers every Envoy.
+			Replicas:  min(cfg.Edge.Replicas, 3),
+			CRDs:      amb.CRDs,
+			DependsOn: p.Nodes,
+		}, onCluster)
+		if err != nil {
+			return err
+		}
+		e.RateLimit, limiter = rl, rl
+	}
+
+	if _, err := components.NewEdgeConfig(ctx, "edge", &components.EdgeConfigArgs{
+		Namespace:    amb.NamespaceName,
+		Hostname:     cfg.Hostname,
+		ClientAuth:   cfg.Edge.ClientAuth,
+		Backends:     cfg.Edge.Backends,
+		CRDs:         amb.CRDs,
+		ServerCert:   components.SecretRef{Name: components.ServerSecretName, Resource: e.Pki.ServerSecret},
+		CACert:       components.SecretRef{Name: components.CASecretName, Resource: e.Pki.CASecret},
+		UpstreamCert: components.SecretRef{Name: components.UpstreamSecretName, Resource: e.Pki.UpstreamSecret},
+		RateLimit:    limiter,
+	}, onCluster); err != nil {
+		return err
+	}
+
+	lb, err := components.NewLoadBalancer(ctx, "edge", &components.LoadBalancerArgs{
+		Namespace:   amb.NamespaceName,
+		Hostname:    cfg.Hostname,
+		ClientAuth:  cfg.Edge.ClientAuth,
+		Scheme:      cfg.Edge.LoadBalancerScheme,
+		SslPolicy:   cfg.Edge.SslPolicy,
+		SourceCidrs: cfg.Edge.LoadBalancerSourceCidrs,
+		// The ARN comes out of the CertificateValidation: the listener waits for an issued certificate.
+		CertificateArn:        p.CertificateArn,
+		AmbassadorService:     amb.ServiceName,
+		AmbassadorServicePort: 443, // the chart's https port, → Envoy 8443
+		AmbassadorPodLabels:   amb.PodLabels,
+		CaCertPem:             e.Pki.CACertPem,
+		Controller:            p.LoadBalancerController,
+		DependsOn:             []pulumi.Resource{amb.Release},
+		Tags:                  cfg.Tags,
+	}, onCluster)
+	if err != nil {
+		return err
+	}
+	ctx.Export("loadBalancerHostname", lb.Hostname)
+	return nil
 }

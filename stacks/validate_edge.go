@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/ztedge/ztedge/components"
 )
 
 // TLS13Policies are the load balancer policies that allow TLS 1.3 and nothing older.
@@ -18,7 +20,7 @@ var TLS13Policies = []string{
 }
 
 // ClientAuthModes are the ways a client certificate reaches the edge (see README).
-var ClientAuthModes = []string{"alb-passthrough", "alb-verify", "nlb-passthrough", "off"}
+var ClientAuthModes = components.ClientAuthModes
 
 var (
 	dnsLabelRE  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
@@ -28,6 +30,12 @@ var (
 	prefixRE    = regexp.MustCompile(`^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$`)
 	httpMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 	rateUnits   = []string{"second", "minute", "hour"}
+	// retryOnValues are the retry conditions Emissary accepts in a Mapping's retry_policy
+	// (python/ambassador/ir/irretrypolicy.py) minus retriable-status-codes, which needs a list of
+	// codes that retry_policy cannot carry.
+	retryOnValues = []string{"5xx", "gateway-error", "connect-failure", "retriable-4xx", "refused-stream"}
+	// headerNameRE is an HTTP field name (RFC 9110 token).
+	headerNameRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 )
 
 func (c *Config) validateEdge(p *problems) {
@@ -133,13 +141,16 @@ func (c *Config) validateTrustedClients(p *problems) {
 	}
 }
 
+// validateOrigins accepts exact origins only, spelled as browsers send them in the Origin header
+// (lower-case scheme://host[:port], nothing after): the edge compares them as exact strings, so
+// "https://app.example.com/" or a wildcard host would never match, or match too much.
 func validateOrigins(p *problems, setting, key string, origins []string) {
 	for _, o := range origins {
 		u, err := url.Parse(o)
-		if o == "*" {
-			p.add(setting, "%s.origins: \"*\" is not allowed; list the exact origins (https://app.example.com)", key)
-		} else if err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") {
-			p.add(setting, "%s.origins: %q must be an https origin such as https://app.example.com", key, o)
+		if o == "*" || strings.Contains(o, "*") {
+			p.add(setting, "%s.origins: %q: wildcards are not allowed; list the exact origins (https://app.example.com)", key, o)
+		} else if err != nil || u.Scheme != "https" || u.Host == "" || o != "https://"+u.Host || o != strings.ToLower(o) {
+			p.add(setting, "%s.origins: %q must be an exact lower-case https origin such as https://app.example.com (no path or trailing slash)", key, o)
 		}
 	}
 }
@@ -183,6 +194,11 @@ func (c *Config) validateBackends(p *problems) {
 				bad("methods: %q is not one of %s", m, strings.Join(httpMethods, ", "))
 			}
 		}
+		for _, h := range b.Headers {
+			if h == "*" || !headerNameRE.MatchString(h) {
+				bad("headers: %q is not an HTTP header name (wildcards are not allowed)", h)
+			}
+		}
 		if b.TimeoutMs < 0 || b.TimeoutMs > 300000 {
 			bad("timeoutMs %d is out of range (0–300000; 0 = default 15000)", b.TimeoutMs)
 		}
@@ -192,8 +208,19 @@ func (c *Config) validateBackends(p *problems) {
 		if cb := b.CircuitBreaker; cb != nil && (cb.MaxConnections < 0 || cb.MaxPendingRequests < 0 || cb.MaxRequests < 0 || cb.MaxRetries < 0) {
 			bad("circuitBreaker limits must not be negative")
 		}
-		if r := b.Retries; r != nil && (r.NumRetries < 1 || r.NumRetries > 10 || r.RetryOn == "" || r.PerTryTimeoutMs < 0) {
-			bad("retries needs retryOn (e.g. 5xx) and numRetries 1–10")
+		if r := b.Retries; r != nil {
+			timeout := b.TimeoutMs
+			if timeout == 0 {
+				timeout = 15000
+			}
+			switch {
+			case !slices.Contains(retryOnValues, r.RetryOn):
+				bad("retries.retryOn %q is not one of %s", r.RetryOn, strings.Join(retryOnValues, ", "))
+			case r.NumRetries < 1 || r.NumRetries > 10:
+				bad("retries.numRetries %d is out of range (1–10)", r.NumRetries)
+			case r.PerTryTimeoutMs < 0 || r.PerTryTimeoutMs > timeout:
+				bad("retries.perTryTimeoutMs %d must be between 0 and the route timeout (%d ms)", r.PerTryTimeoutMs, timeout)
+			}
 		}
 	}
 }

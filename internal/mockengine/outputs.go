@@ -108,6 +108,19 @@ func (e *Engine) customOutputs(r *Resource, _ int) (string, resource.PropertyMap
 			"name": releaseName, "namespace": fmt.Sprint(out["namespace"].V), "chart": fmt.Sprint(out["chart"].V),
 			"version": fmt.Sprint(out["version"].V), "status": "deployed", "revision": 1,
 		})
+	case "aws:s3/bucketObjectv2:BucketObjectv2":
+		set("versionId", "v-"+shortHash(r.URN))
+	case "kubernetes:networking.k8s.io/v1:Ingress":
+		// What the load balancer controller writes once the ALB exists.
+		set("status", map[string]any{"loadBalancer": map[string]any{"ingress": []any{
+			map[string]any{"hostname": "k8s-" + shortHash(r.URN) + ".alb." + e.Region + ".elb.amazonaws.com"},
+		}}})
+	case "kubernetes:core/v1:Service":
+		if spec, ok := out["spec"]; ok && spec.IsObject() && spec.ObjectValue()["type"].V == "LoadBalancer" {
+			set("status", map[string]any{"loadBalancer": map[string]any{"ingress": []any{
+				map[string]any{"hostname": "k8s-" + shortHash(r.URN) + ".elb." + e.Region + ".amazonaws.com"},
+			}}})
+		}
 	case "pulumi:providers:kubernetes", "pulumi:providers:aws":
 		id = r.Name + "-provider"
 	}
