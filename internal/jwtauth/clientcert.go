@@ -67,32 +67,25 @@ func parsePEMCerts(encoded string) ([]*x509.Certificate, error) {
 	return certs, nil
 }
 
-// forwardedCert is what the edge told us about the caller's certificate.
-type forwardedCert struct {
-	chain []*x509.Certificate
-}
+// Extractors return the forwarded chain (leaf first), whether the source
+// carried a certificate at all, and an error for a malformed one.
 
 // extractALB reads the ALB headers; the chain header wins over the leaf.
-func extractALB(h http.Header) (*forwardedCert, bool, error) {
-	name := headerALBChain
-	v := h.Get(name)
+func extractALB(h http.Header) ([]*x509.Certificate, bool, error) {
+	v := h.Get(headerALBChain)
 	if v == "" {
-		name = headerALBLeaf
-		if v = h.Get(name); v == "" {
+		if v = h.Get(headerALBLeaf); v == "" {
 			return nil, false, nil
 		}
 	}
 	certs, err := parsePEMCerts(v)
-	if err != nil {
-		return nil, true, err
-	}
-	return &forwardedCert{chain: certs}, true, nil
+	return certs, true, err
 }
 
 // extractXFCC reads the last XFCC element: with SANITIZE_SET there is only
 // one, and with APPEND_FORWARD the last is the one our edge added (earlier
 // ones came from the client side and are not trusted).
-func extractXFCC(h http.Header) (*forwardedCert, bool, error) {
+func extractXFCC(h http.Header) ([]*x509.Certificate, bool, error) {
 	vals := h.Values(headerXFCC)
 	if len(vals) == 0 {
 		return nil, false, nil
@@ -128,7 +121,7 @@ func extractXFCC(h http.Header) (*forwardedCert, bool, error) {
 	if len(chain) == 0 { // e.g. only By=/Hash=: no certificate forwarded
 		return nil, false, nil
 	}
-	return &forwardedCert{chain: chain}, true, nil
+	return chain, true, nil
 }
 
 // certAuth authenticates callers by forwarded client certificate.
@@ -166,24 +159,24 @@ func (c *certAuth) present(h http.Header) bool {
 // certSources pairs each header source with the mode that ignores it.
 var certSources = []struct {
 	ignoredBy string
-	extract   func(http.Header) (*forwardedCert, bool, error)
+	extract   func(http.Header) ([]*x509.Certificate, bool, error)
 }{
 	{CertHeadersXFCC, extractALB},
 	{CertHeadersALB, extractXFCC},
 }
 
-func (c *certAuth) extract(h http.Header) (*forwardedCert, string) {
-	var found []*forwardedCert
+func (c *certAuth) extract(h http.Header) ([]*x509.Certificate, string) {
+	var found [][]*x509.Certificate
 	for _, src := range certSources {
 		if c.mode == src.ignoredBy {
 			continue
 		}
-		fc, ok, err := src.extract(h)
+		chain, ok, err := src.extract(h)
 		if err != nil {
 			return nil, reasonBadClientCert
 		}
 		if ok {
-			found = append(found, fc)
+			found = append(found, chain)
 		}
 	}
 	switch len(found) {
@@ -207,14 +200,14 @@ func (c *certAuth) authenticate(h http.Header) (*principal, string, string) {
 	if r, ok := c.cache.get(key, now); ok {
 		return r.p, r.subject, ""
 	}
-	fc, reason := c.extract(h)
-	if fc == nil {
+	chain, reason := c.extract(h)
+	if chain == nil {
 		return nil, "", reason
 	}
-	leaf := fc.chain[0]
+	leaf := chain[0]
 	subject := leaf.Subject.String()
 	inter := x509.NewCertPool()
-	for _, ic := range fc.chain[1:] {
+	for _, ic := range chain[1:] {
 		inter.AddCert(ic)
 	}
 	chains, err := leaf.Verify(x509.VerifyOptions{
