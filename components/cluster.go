@@ -64,6 +64,9 @@ var nodeRolePolicies = []string{
 	"arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
 }
 
+// VpcCniConfiguration turns on the VPC CNI's network policy agent (vpc-cni ≥ 1.14).
+const VpcCniConfiguration = `{"enableNetworkPolicy":"true"}`
+
 // Graviton families have a "g" right after the generation digit: m7g, c7gn, t4g, im4gn, g5g.
 var gravitonRE = regexp.MustCompile(`^[a-z]+[0-9]+g[a-z]*\.`)
 
@@ -166,7 +169,7 @@ func NewCluster(ctx *pulumi.Context, name string, args *ClusterArgs, opts ...pul
 		}
 	}
 	mode := eks.AuthenticationModeApi
-	skipDefault := true
+	skipDefault, useDefaultCni := true, true
 	cluster, err := eks.NewCluster(ctx, name, &eks.ClusterArgs{
 		Name:             pulumi.String(args.Name),
 		Version:          pulumi.String(args.KubernetesVersion),
@@ -175,7 +178,10 @@ func NewCluster(ctx *pulumi.Context, name string, args *ClusterArgs, opts ...pul
 		PrivateSubnetIds: args.PrivateSubnetIDs,
 		// The default node group uses EC2 Launch Configurations, which accounts created after
 		// 2024-10-01 cannot create; the managed node group below replaces it.
-		SkipDefaultNodeGroup:   &skipDefault,
+		SkipDefaultNodeGroup: &skipDefault,
+		// Keep EKS's own aws-node instead of pulumi-eks' self-managed CNI, so the vpc-cni add-on below
+		// can turn on NetworkPolicy enforcement (the self-managed one cannot).
+		UseDefaultVpcCni:       &useDefaultCni,
 		AuthenticationMode:     &mode,
 		AccessEntries:          accessEntries,
 		CreateOidcProvider:     pulumi.Bool(true),
@@ -187,6 +193,18 @@ func NewCluster(ctx *pulumi.Context, name string, args *ClusterArgs, opts ...pul
 		Tags:                   tags,
 	}, child)
 	if err != nil {
+		return nil, err
+	}
+
+	// Without this, NetworkPolicies are accepted by the API server and enforced by nothing.
+	if _, err := awseks.NewAddon(ctx, name+"-vpc-cni", &awseks.AddonArgs{
+		ClusterName:              cluster.EksCluster.Name(),
+		AddonName:                pulumi.String("vpc-cni"),
+		ConfigurationValues:      pulumi.String(VpcCniConfiguration),
+		ResolveConflictsOnCreate: pulumi.String("OVERWRITE"),
+		ResolveConflictsOnUpdate: pulumi.String("OVERWRITE"),
+		Tags:                     tags,
+	}, child); err != nil {
 		return nil, err
 	}
 

@@ -276,6 +276,14 @@ func TestClusterHardening(t *testing.T) {
 			if ebs["encrypted"] != "true" {
 				t.Errorf("root volume not encrypted: %v", ebs)
 			}
+			// NetworkPolicies are enforced: EKS's aws-node with the network policy agent on.
+			if input(c, "useDefaultVpcCni") != true {
+				t.Errorf("pulumi-eks' self-managed CNI cannot enforce NetworkPolicies")
+			}
+			addon := g.one("aws:eks/addon:Addon")
+			if input(addon, "addonName") != "vpc-cni" || input(addon, "configurationValues") != `{"enableNetworkPolicy":"true"}` {
+				t.Errorf("vpc-cni add-on does not enable network policies: %v", addon.Inputs.Mappable())
+			}
 			ng := g.one("eks:index:ManagedNodeGroup")
 			if input(ng, "amiType") != "AL2023_x86_64_STANDARD" {
 				t.Errorf("node AMI %v", input(ng, "amiType"))
