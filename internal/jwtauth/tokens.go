@@ -101,9 +101,13 @@ type tokenVerifier struct {
 	now    func() time.Time
 }
 
+// cachedToken is a verification result: a principal, or the reason
+// token_expired, which is final (time only moves on), so replays of an
+// expired token do not cost a signature check each.
 type cachedToken struct {
-	p    *principal
-	keys *KeySet
+	p      *principal
+	reason string
+	keys   *KeySet
 }
 
 // maxCacheLife bounds how long a verification result is reused.
@@ -158,7 +162,7 @@ func (v *tokenVerifier) verify(tok string) (*principal, string) {
 	ks := v.keys.current()
 	key := cacheKey(tok)
 	if c, ok := v.cache.get(key, now); ok && c.keys == ks {
-		return c.p, ""
+		return c.p, c.reason
 	}
 	var claims Claims
 	_, err := v.parser.ParseWithClaims(tok, &claims, func(t *jwt.Token) (any, error) {
@@ -169,7 +173,11 @@ func (v *tokenVerifier) verify(tok string) (*principal, string) {
 		return nil, errUnknownKID
 	})
 	if err != nil {
-		return nil, tokenErrorReason(err)
+		reason := tokenErrorReason(err)
+		if reason == reasonExpired {
+			v.cache.put(key, cachedToken{reason: reason, keys: ks}, now.Add(maxCacheLife))
+		}
+		return nil, reason
 	}
 	if claims.Subject == "" || claims.ExpiresAt == nil {
 		return nil, reasonMissingClaim
