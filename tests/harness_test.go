@@ -132,9 +132,9 @@ func (g *graph) dependsOn(a, b *mockengine.Resource) bool {
 	return visit(a.URN)
 }
 
-// input returns an input as plain Go values (secrets unwrapped).
+// input returns an input as plain Go values (secrets unwrapped; isSecret tells whether it was one).
 func input(r *mockengine.Resource, path ...string) any {
-	v := any(r.Inputs.Mappable())
+	v := any(r.Inputs.MapRepl(nil, unwrapSecret))
 	for _, p := range path {
 		m, ok := v.(map[string]any)
 		if !ok {
@@ -194,3 +194,10 @@ func yamlJSON(v any) (string, error) {
 }
 
 func errorsAs(err error, target any) bool { return errors.As(err, target) }
+
+func unwrapSecret(v resource.PropertyValue) (any, bool) {
+	if v.IsSecret() {
+		return v.SecretValue().Element.MapRepl(nil, unwrapSecret), true
+	}
+	return nil, false
+}

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/ztedge/ztedge/components"
@@ -56,21 +55,8 @@ func output(r *mockengine.Resource, key string) string {
 }
 
 // plain is input with secret values unwrapped (Mappable keeps them wrapped).
-func plain(r *mockengine.Resource, path ...string) any {
-	v := any(r.Inputs.MapRepl(nil, unwrapSecret))
-	for _, p := range path {
-		m, _ := v.(map[string]any)
-		v = m[p]
-	}
-	return v
-}
-
-func unwrapSecret(v resource.PropertyValue) (any, bool) {
-	if v.IsSecret() {
-		return v.SecretValue().Element.MapRepl(nil, unwrapSecret), true
-	}
-	return nil, false
-}
+// plain is input: secrets unwrapped.
+func plain(r *mockengine.Resource, path ...string) any { return input(r, path...) }
 
 func TestPkiInventory(t *testing.T) {
 	for _, stack := range stackFiles {
