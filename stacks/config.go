@@ -26,6 +26,10 @@ type Config struct {
 	AlbController AlbControllerConfig
 	Edge          EdgeConfig
 	Auth          AuthConfig
+
+	// Platform is PlatformEKS or PlatformLocal; Local is read for PlatformLocal only.
+	Platform string
+	Local    LocalConfig
 }
 
 // EdgeConfig describes Ambassador, the load balancer in front of it and what it routes to.
@@ -251,6 +255,7 @@ func (r *reader) load(stack string) *Config {
 	if c.Cluster.Name == "" {
 		c.Cluster.Name = "ztedge-" + stack
 	}
+	c.Platform, c.Local = r.str("platform"), r.local()
 	c.AlbController = AlbControllerConfig{
 		ChartVersion:    r.str("albControllerChartVersion"),
 		ChartRepository: r.str("albControllerChartRepository"),

@@ -43,7 +43,7 @@ func buildEdge(ctx *pulumi.Context, cfg *Config, p *Platform) (*Edge, error) {
 		Replicas:                 cfg.Edge.Replicas,
 		Resources:                cfg.Edge.Resources,
 		Module:                   components.AmbassadorModuleConfig(cfg.Edge.ClientAuth),
-		DependsOn:                append([]pulumi.Resource{p.LoadBalancerController}, p.Nodes...),
+		DependsOn:                append(p.LoadBalancerDependencies(), p.Nodes...),
 	}, onCluster)
 	if err != nil {
 		return nil, err
@@ -137,6 +137,11 @@ func buildEdgeRouting(ctx *pulumi.Context, cfg *Config, p *Platform, e *Edge, on
 		return err
 	}
 
+	if cfg.Platform == PlatformLocal {
+		// No AWS load balancer: a NodePort/LoadBalancer Service exposes Envoy's TLS port.
+		_, err := exposeLocally(ctx, cfg, amb, onCluster)
+		return err
+	}
 	lb, err := components.NewLoadBalancer(ctx, "edge", &components.LoadBalancerArgs{
 		Namespace:   amb.NamespaceName,
 		Hostname:    cfg.Hostname,

@@ -33,6 +33,12 @@ func (k Key) FullName() string {
 // Keys is every setting the program reads, in documentation order.
 var Keys = []Key{
 	// Where.
+	{Name: "platform", Type: "string", Default: "eks", Group: "platform", Description: "Where the edge runs: eks (AWS: VPC, EKS, ACM certificate, ALB controller) or local (an existing cluster from a kubeconfig, e.g. kind or k3d; no AWS resources, keys of the aws, network, cluster and alb-controller groups are ignored)."},
+	{Name: "kubeconfig", Type: "string", Default: "", Group: "platform", Description: "platform local: path to the kubeconfig (default: $KUBECONFIG, else ~/.kube/config)."},
+	{Name: "kubeContext", Type: "string", Default: "", Group: "platform", Description: "platform local: kubeconfig context to deploy to (default: the current context)."},
+	{Name: "localNodeCidr", Type: "string", Default: "172.16.0.0/12", Group: "platform", Description: "platform local: CIDR that traffic through the NodePort/LoadBalancer Service arrives from (the nodes; kind and k3d use Docker networks in 172.16.0.0/12). The NetworkPolicies admit it."},
+	{Name: "localServiceType", Type: "string", Default: "NodePort", Group: "platform", Description: "platform local: Service type exposing Ambassador's TLS port: NodePort, or LoadBalancer (k3d, minikube tunnel, cloud-provider-kind)."},
+	{Name: "localNodePort", Type: "integer", Default: 30443, Group: "platform", Description: "platform local: node port of the TLS listener (30000–32767) with localServiceType NodePort."},
 	{Name: "aws:region", Type: "string", Group: "aws", Description: "AWS region of every resource (required), e.g. us-east-1."},
 	{Name: "hostname", Type: "string", Group: "edge", Description: "Public DNS name of the edge, e.g. api.example.com (required)."},
 	{Name: "hostedZoneId", Type: "string", Default: "", Group: "edge", Description: "Route53 hosted zone that holds hostname; used for ACM DNS validation. Required unless certificateArn is set."},

@@ -37,7 +37,11 @@ type Platform struct {
 // Build registers every resource for a validated configuration. Read it top to bottom: each layer
 // takes only what it needs from the layers below, so Pulumi runs independent work in parallel.
 func Build(ctx *pulumi.Context, cfg *Config) error {
-	platform, err := buildPlatform(ctx, cfg)
+	build := buildPlatform
+	if cfg.Platform == PlatformLocal {
+		build = buildLocalPlatform // an existing cluster from a kubeconfig: no AWS resources
+	}
+	platform, err := build(ctx, cfg)
 	if err != nil {
 		return err
 	}

@@ -38,16 +38,23 @@ func (p *problems) add(key, format string, args ...any) {
 func (c *Config) Validate() []error {
 	var p problems
 	c.validateCore(&p)
-	c.validateNetwork(&p)
-	c.validateCluster(&p)
-	c.validateAlbController(&p)
+	if c.Platform == PlatformLocal {
+		c.validateLocal(&p) // no VPC, cluster or ALB controller to check
+	} else {
+		c.validateNetwork(&p)
+		c.validateCluster(&p)
+		c.validateAlbController(&p)
+	}
 	c.validateEdge(&p)
 	c.validateAuth(&p)
 	return p
 }
 
 func (c *Config) validateCore(p *problems) {
+	c.validatePlatform(p)
+	aws := c.Platform != PlatformLocal // a local stack has no region, certificate or hosted zone
 	switch {
+	case !aws:
 	case c.Region == "":
 		p.add("aws:region", "is required; set it with `pulumi config set aws:region us-east-1`")
 	case !regionRE.MatchString(c.Region):
@@ -61,13 +68,15 @@ func (c *Config) validateCore(p *problems) {
 	case len(c.Hostname) > 253 || !hostnameRE.MatchString(c.Hostname):
 		p.add("hostname", "%q is not a valid DNS name (letters, digits, hyphens; at least two labels), e.g. api.example.com", c.Hostname)
 	}
-	if c.CertificateArn != "" && !acmArnRE.MatchString(c.CertificateArn) {
+	if !aws {
+	} else if c.CertificateArn != "" && !acmArnRE.MatchString(c.CertificateArn) {
 		p.add("certificateArn", "%q is not an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<uuid>)", c.CertificateArn)
 	} else if c.CertificateArn != "" && c.Region != "" && strings.Split(c.CertificateArn, ":")[3] != c.Region {
 		p.add("certificateArn", "is in region %s but the stack is in %s; a load balancer can only use a certificate of its own region",
 			strings.Split(c.CertificateArn, ":")[3], c.Region)
 	}
 	switch {
+	case !aws:
 	case c.CertificateArn == "" && c.HostedZoneID == "":
 		p.add("hostedZoneId", "is required to validate the ACM certificate by DNS (or set certificateArn to use an existing certificate)")
 	case c.HostedZoneID != "" && !hostedZoneRE.MatchString(c.HostedZoneID):
