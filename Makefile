@@ -24,7 +24,7 @@ bench-auth:
 	$(GO) test ./internal/jwtauth/ -run '^$$' -bench . -benchmem -count 1
 
 # Loopback load run: jwt-auth on 127.0.0.1 driven by cmd/loadgen
-# (and wrk with WRK=1). DURATION, CONCURRENCY and PORT may be set.
+# (and wrk with WRK=1); knobs are listed at the top of the script.
 load-auth: jwt-auth
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/loadgen ./cmd/loadgen
 	BIN=$(BIN) sh cmd/loadgen/load-auth.sh
