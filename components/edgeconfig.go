@@ -99,9 +99,9 @@ type EdgeConfigArgs struct {
 	CACert SecretRef
 	// UpstreamCert is the client certificate Ambassador presents to backends (kubernetes.io/tls).
 	UpstreamCert SecretRef
-	// RateLimit, when set, is what enforces the backends' rate limits: Mappings that carry
-	// rate-limit labels are created after it, so a route never exists without its limit.
-	RateLimit pulumi.Resource
+	// RateLimits enforce the backends' rate limits (RateLimiting.Enforcers): Mappings that carry
+	// rate-limit labels are created after them, so a route never exists without its limit.
+	RateLimits []pulumi.Resource
 }
 
 // EdgeConfig is the Listener, Host, upstream TLSContext and one Mapping per backend.
@@ -221,8 +221,11 @@ func MappingSpec(b Backend, hostname string) map[string]any {
 		timeout = defaultTimeoutMs
 	}
 	spec := map[string]any{
-		"hostname":   hostname,
-		"prefix":     b.Prefix,
+		"hostname": hostname,
+		"prefix":   b.Prefix,
+		// Emissary's default, spelled out: the backend sees paths relative to its prefix
+		// (/api/orders/items → /items). jwt-auth checks the original path.
+		"rewrite":    "/",
 		"service":    fmt.Sprintf("https://%s.%s:%d", b.ServiceName(), b.Namespace, b.Port),
 		"tls":        UpstreamTLSContext,
 		"timeout_ms": timeout,
@@ -296,8 +299,8 @@ func NewEdgeConfig(ctx *pulumi.Context, name string, args *EdgeConfigArgs, opts 
 	for _, b := range args.Backends {
 		// A route appears only once the TLSContext it names (and its rate limit) exist.
 		after := []pulumi.Resource{c.TLSContext}
-		if b.RateLimit != nil && args.RateLimit != nil {
-			after = append(after, args.RateLimit)
+		if b.RateLimit != nil {
+			after = append(after, args.RateLimits...)
 		}
 		m, err := object("Mapping", b.Name, EdgeMappingLabels(), MappingSpec(b, args.Hostname), after...)
 		if err != nil {

@@ -145,6 +145,10 @@ type RateLimitingArgs struct {
 type RateLimiting struct {
 	pulumi.ResourceState
 
+	// Enforcers make Ambassador apply the limits: the RateLimitService (Emissary) or the RateLimit
+	// resources (Edge Stack). Rate-limited routes depend on them. (Not on this component: the Go SDK
+	// collects a component's children asynchronously, so depending on it may miss some.)
+	Enforcers []pulumi.Resource
 	// ServerLabels and RedisLabels select the rate-limit server and Redis pods (for NetworkPolicies:
 	// Ambassador → server on RateLimitGRPCPort, server → Redis on RateLimitRedisPort).
 	ServerLabels map[string]string
@@ -190,9 +194,11 @@ func NewRateLimiting(ctx *pulumi.Context, name string, args *RateLimitingArgs, o
 			if b.RateLimit == nil {
 				continue
 			}
-			if _, err := newAmbassadorObject(ctx, name+"-"+b.Name, "RateLimit", b.Name, args.Namespace, nil, AesRateLimitSpec(b), child, afterCRDs); err != nil {
+			limit, err := newAmbassadorObject(ctx, name+"-"+b.Name, "RateLimit", b.Name, args.Namespace, nil, AesRateLimitSpec(b), child, afterCRDs)
+			if err != nil {
 				return nil, err
 			}
+			r.Enforcers = append(r.Enforcers, limit)
 		}
 		return r, ctx.RegisterResourceOutputs(r, pulumi.Map{})
 	}
@@ -210,10 +216,12 @@ func NewRateLimiting(ctx *pulumi.Context, name string, args *RateLimitingArgs, o
 		return nil, err
 	}
 	// Emissary starts calling the limiter as soon as this exists, so it waits for a ready server.
-	if _, err := newAmbassadorObject(ctx, name+"-service", "RateLimitService", RateLimitServiceName, args.Namespace, nil,
-		RateLimitServiceSpec(args.NamespaceName), child, pulumi.DependsOn([]pulumi.Resource{args.CRDs, server})); err != nil {
+	service, err := newAmbassadorObject(ctx, name+"-service", "RateLimitService", RateLimitServiceName, args.Namespace, nil,
+		RateLimitServiceSpec(args.NamespaceName), child, pulumi.DependsOn([]pulumi.Resource{args.CRDs, server}))
+	if err != nil {
 		return nil, err
 	}
+	r.Enforcers = []pulumi.Resource{service}
 	r.ServerLabels = appLabels(RateLimitServiceName)
 	r.RedisLabels = appLabels(RateLimitRedisName)
 	return r, ctx.RegisterResourceOutputs(r, pulumi.Map{})
@@ -267,7 +275,7 @@ func newRateLimitServer(ctx *pulumi.Context, name string, args *RateLimitingArgs
 		"LOG_LEVEL":            "warn",
 		"LOG_FORMAT":           "json",
 		"REDIS_SOCKET_TYPE":    "tcp",
-		"REDIS_URL":            fmt.Sprintf("%s.%s:%d", RateLimitRedisName, args.Namespace, RateLimitRedisPort),
+		"REDIS_URL":            fmt.Sprintf("%s.%s:%d", RateLimitRedisName, args.NamespaceName, RateLimitRedisPort),
 		"PORT":                 fmt.Sprint(rateLimitHTTPPort),
 		"GRPC_PORT":            fmt.Sprint(RateLimitGRPCPort),
 		"DEBUG_HOST":           "127.0.0.1", // the debug listener (6070) stays inside the pod

@@ -103,7 +103,7 @@ func buildEdge(ctx *pulumi.Context, cfg *Config, p *Platform) (*Edge, error) {
 // e.RateLimit when a backend has a rate limit.
 func buildEdgeRouting(ctx *pulumi.Context, cfg *Config, p *Platform, e *Edge, onCluster pulumi.ResourceOption) error {
 	amb := e.Ambassador
-	var limiter pulumi.Resource
+	var limits []pulumi.Resource
 	if components.HasRateLimits(cfg.Edge.Backends) {
 		rl, err := components.NewRateLimiting(ctx, "ratelimit", &components.RateLimitingArgs{
 			Namespace:     amb.NamespaceName,
@@ -120,7 +120,7 @@ func buildEdgeRouting(ctx *pulumi.Context, cfg *Config, p *Platform, e *Edge, on
 		if err != nil {
 			return err
 		}
-		e.RateLimit, limiter = rl, rl
+		e.RateLimit, limits = rl, rl.Enforcers
 	}
 
 	if _, err := components.NewEdgeConfig(ctx, "edge", &components.EdgeConfigArgs{
@@ -132,7 +132,7 @@ func buildEdgeRouting(ctx *pulumi.Context, cfg *Config, p *Platform, e *Edge, on
 		ServerCert:   components.SecretRef{Name: components.ServerSecretName, Resource: e.Pki.ServerSecret},
 		CACert:       components.SecretRef{Name: components.CASecretName, Resource: e.Pki.CASecret},
 		UpstreamCert: components.SecretRef{Name: components.UpstreamSecretName, Resource: e.Pki.UpstreamSecret},
-		RateLimit:    limiter,
+		RateLimits:   limits,
 	}, onCluster); err != nil {
 		return err
 	}

@@ -287,7 +287,7 @@ func TestBackendMappings(t *testing.T) {
 				timeout = 15000
 			}
 			want := map[string]any{
-				"hostname": r.cfg.Hostname, "prefix": b.Prefix, "tls": "upstream",
+				"hostname": r.cfg.Hostname, "prefix": b.Prefix, "rewrite": "/", "tls": "upstream",
 				"service":    fmt.Sprintf("https://%s.%s:%d", svc, b.Namespace, b.Port),
 				"timeout_ms": float64(timeout),
 				"labels": map[string]any{"ambassador": []any{map[string]any{"per_user": []any{
@@ -330,11 +330,13 @@ func TestBackendMappings(t *testing.T) {
 				t.Errorf("Mapping %s\n got %s\nwant %s", b.Name, gj, wj)
 			}
 		}
-		// Every route goes through jwt-auth, and no route allows every origin.
-		for _, m := range r.g.kind("Mapping") {
-			if spec(m, "bypass_auth") == true && !strings.HasPrefix(str(spec(m, "prefix")), "/token") {
-				t.Errorf("Mapping %s bypasses the AuthService", m.Name)
+		// Every backend route goes through jwt-auth, and no route allows every origin.
+		for _, b := range r.cfg.Edge.Backends {
+			if m := r.g.object("Mapping", b.Name); spec(m, "bypass_auth") != nil {
+				t.Errorf("Mapping %s sets bypass_auth %v", b.Name, spec(m, "bypass_auth"))
 			}
+		}
+		for _, m := range r.g.kind("Mapping") {
 			origins, _ := spec(m, "cors", "origins").([]any)
 			for _, o := range origins {
 				if strings.Contains(str(o), "*") || !strings.HasPrefix(str(o), "https://") {
@@ -368,8 +370,13 @@ func TestRateLimiting(t *testing.T) {
 			t.Fatal("the stack files should rate-limit at least one backend")
 		}
 		if r.cfg.Edge.Edition == components.EditionEdgeStack {
-			if n := len(g.kind("RateLimitService")) + len(g.ofType(typeConfigMap)); n != 0 {
-				t.Errorf("Edge Stack keeps its own rate-limit service; ztedge registered %d RateLimitService/ConfigMap", n)
+			for _, d := range g.ofType(typeDeployment) {
+				if strings.HasPrefix(d.Name, "ratelimit") {
+					t.Errorf("Edge Stack keeps its own rate-limit service; ztedge deployed %s", d.Name)
+				}
+			}
+			if n := len(g.kind("RateLimitService")); n != 0 {
+				t.Errorf("Edge Stack's chart creates the RateLimitService; ztedge registered %d more", n)
 			}
 			for name, rate := range limited {
 				want := map[string]any{"domain": "ambassador", "limits": []any{map[string]any{
@@ -434,6 +441,31 @@ func TestRateLimiting(t *testing.T) {
 					t.Errorf("Mapping %s labels %v are not (only) in the RateLimitService domain", m.Name, labels)
 				}
 			}
+		}
+
+		// The server reaches Redis through its Service, reads the ConfigMap where the runtime
+		// looks ($RUNTIME_ROOT/$RUNTIME_SUBDIRECTORY/config) and keeps its debug port inside the pod.
+		server := input(g.one(typeDeployment, "ratelimit"), "spec", "template", "spec", "containers").([]any)[0].(map[string]any)
+		env := map[string]any{}
+		for _, e := range server["env"].([]any) {
+			env[str(e.(map[string]any)["name"])] = e.(map[string]any)["value"]
+		}
+		redis := g.one(typeService, "ratelimit-redis")
+		for k, v := range map[string]string{
+			"REDIS_URL": str(input(redis, "metadata", "name")) + "." + ns + ":6379", "REDIS_SOCKET_TYPE": "tcp", "GRPC_PORT": "8081",
+			"RUNTIME_ROOT": "/data", "RUNTIME_SUBDIRECTORY": "ratelimit", "RUNTIME_IGNOREDOTFILES": "true", "USE_STATSD": "false",
+			"DEBUG_HOST": "127.0.0.1",
+		} {
+			if env[k] != v {
+				t.Errorf("ratelimit env %s = %v, want %s", k, env[k], v)
+			}
+		}
+		mount := server["volumeMounts"].([]any)[0].(map[string]any)
+		if mount["mountPath"] != "/data/ratelimit/config" || mount["readOnly"] != true {
+			t.Errorf("config mounted at %v", mount)
+		}
+		if input(redis, "spec", "ports").([]any)[0].(map[string]any)["port"] != float64(6379) {
+			t.Errorf("Redis Service ports %v", input(redis, "spec", "ports"))
 		}
 
 		replicas := min(r.cfg.Edge.Replicas, 3)
