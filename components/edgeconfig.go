@@ -176,6 +176,8 @@ func HostSpec(hostname, clientAuth, serverCertSecret, caSecret string) map[strin
 		// filter chain on SNI = hostname, so a named Host would reset every ALB connection
 		// (filter_chain_not_found). "*" gives a chain without a server-name match; routes still
 		// match only the edge hostname because every Mapping sets it (an :authority match).
+		// TLS 1.3 on this hop works: with a TLS 1.3 listener policy the ALB talks to targets with
+		// ELBSecurityPolicy-TLS13-1-0-2021-06, which includes 1.3 (AWS ALB "security policies").
 		hostname = "*"
 	}
 	return map[string]any{
@@ -201,7 +203,8 @@ func UpstreamTLSContextSpec(upstreamSecret, caSecret string) map[string]any {
 
 // Defaults of a backend's route when its config leaves them out.
 const (
-	defaultTimeoutMs  = 15000
+	// DefaultTimeoutMs is a route's timeout when a backend sets none (Emissary's own default).
+	DefaultTimeoutMs  = 15000
 	corsMaxAgeSeconds = "600"
 )
 
@@ -218,7 +221,7 @@ var (
 func MappingSpec(b Backend, hostname string) map[string]any {
 	timeout := b.TimeoutMs
 	if timeout == 0 {
-		timeout = defaultTimeoutMs
+		timeout = DefaultTimeoutMs
 	}
 	spec := map[string]any{
 		"hostname": hostname,

@@ -211,7 +211,7 @@ func (c *Config) validateBackends(p *problems) {
 		if r := b.Retries; r != nil {
 			timeout := b.TimeoutMs
 			if timeout == 0 {
-				timeout = 15000
+				timeout = components.DefaultTimeoutMs
 			}
 			switch {
 			case !slices.Contains(retryOnValues, r.RetryOn):
