@@ -181,8 +181,11 @@ func HostSpec(hostname, clientAuth, serverCertSecret, caSecret string) map[strin
 		hostname = "*"
 	}
 	return map[string]any{
-		"hostname":        hostname,
-		"tlsSecret":       map[string]any{"name": serverCertSecret},
+		"hostname":  hostname,
+		"tlsSecret": map[string]any{"name": serverCertSecret},
+		// The certificate comes from ztedge's PKI. Edge Stack would otherwise run ACME for a Host
+		// whose Secret is not there yet; Emissary ignores the field.
+		"acmeProvider":    map[string]any{"authority": "none"},
 		"tls":             tls,
 		"requestPolicy":   map[string]any{"insecure": map[string]any{"action": "Reject"}},
 		"mappingSelector": map[string]any{"matchLabels": toAnyMap(EdgeMappingLabels())},

@@ -212,8 +212,8 @@ func TestListenerAndHost(t *testing.T) {
 		if spec(h, "tlsContext") != nil {
 			t.Errorf("Host sets both tls and tlsContext (mutually exclusive)")
 		}
-		if spec(h, "tlsSecret", "name") != components.ServerSecretName {
-			t.Errorf("Host tlsSecret %v", spec(h, "tlsSecret"))
+		if spec(h, "tlsSecret", "name") != components.ServerSecretName || spec(h, "acmeProvider", "authority") != "none" {
+			t.Errorf("Host tlsSecret %v, acmeProvider %v: the PKI's certificate only, never ACME", spec(h, "tlsSecret"), spec(h, "acmeProvider"))
 		}
 		tls, _ := spec(h, "tls").(map[string]any)
 		if tls["min_tls_version"] != "v1.3" || tls["max_tls_version"] != "v1.3" || tls["alpn_protocols"] != "h2,http/1.1" {
