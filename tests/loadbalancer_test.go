@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
 	"github.com/ztedge/ztedge/components"
 	"github.com/ztedge/ztedge/internal/mockengine"
 	"github.com/ztedge/ztedge/stacks"
@@ -250,4 +253,49 @@ func TestTrustStore(t *testing.T) {
 			t.Errorf("Ingress does not wait for the trust store")
 		}
 	})
+}
+
+// TestLoadBalancerHostname: the stack output loadBalancerHostname is the DNS name the controller
+// writes into the Ingress or Service status (the mock engine answers like the controller).
+func TestLoadBalancerHostname(t *testing.T) {
+	for _, mode := range components.ClientAuthModes {
+		t.Run(mode, func(t *testing.T) {
+			eng := mockengine.New("ztedge", "dev", "us-east-1")
+			got := make(chan string, 1)
+			err := eng.Run(func(ctx *pulumi.Context) error {
+				// Stand-ins for the controller and Ambassador's release: any resource will do.
+				controller, err := corev1.NewConfigMap(ctx, "controller", &corev1.ConfigMapArgs{})
+				if err != nil {
+					return err
+				}
+				lb, err := components.NewLoadBalancer(ctx, "edge", &components.LoadBalancerArgs{
+					Namespace: pulumi.String("ambassador"), Hostname: "edge.example.com", ClientAuth: mode,
+					Scheme: "internet-facing", SslPolicy: stacks.TLS13Policies[0], SourceCidrs: []string{"0.0.0.0/0"},
+					CertificateArn:    pulumi.String("arn:aws:acm:us-east-1:123456789012:certificate/0f8fad5b-d9cb-469f-a165-70867728950e"),
+					AmbassadorService: "emissary-ingress", AmbassadorServicePort: 443,
+					AmbassadorPodLabels: map[string]string{"app.kubernetes.io/name": "emissary-ingress"},
+					CaCertPem:           pulumi.String("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"),
+					Controller:          controller,
+				})
+				if err != nil {
+					return err
+				}
+				ctx.Export("loadBalancerHostname", lb.Hostname.ApplyT(func(h string) string { got <- h; return h }))
+				return nil
+			}, map[string]string{}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var status any
+			for _, r := range eng.Resources() {
+				if r.Type == typeIngress || (r.Type == typeService && input(r, "spec", "type") == "LoadBalancer") {
+					status = r.Outputs.Mappable()["status"]
+				}
+			}
+			want := status.(map[string]any)["loadBalancer"].(map[string]any)["ingress"].([]any)[0].(map[string]any)["hostname"]
+			if h := <-got; h == "" || h != want {
+				t.Errorf("loadBalancerHostname %q, want the status hostname %v", h, want)
+			}
+		})
+	}
 }
