@@ -30,30 +30,23 @@ KMS secrets provider.`
 
 var (
 	opPreview = operation{"preview", "Shows what `ztedge up` would create, change or delete, without changing anything.\n" + deployEnv,
-		"  ztedge preview --stack dev\n  ztedge preview --stack prod --diff",
-		func(ctx context.Context, stack string, o stacks.AutoOptions) error {
-			_, err := stacks.Preview(ctx, stack, o)
-			return err
-		}}
+		"  ztedge preview --stack dev\n  ztedge preview --stack prod --verbose --diff", discard(stacks.Preview)}
 	opUp = operation{"up", "Creates or updates every resource of the stack (the first run of an EKS stack takes about 20 minutes).\n" + deployEnv,
-		"  ztedge up --stack dev\n  ztedge up --stack local    # the Kubernetes half only, on your current kubeconfig context",
-		func(ctx context.Context, stack string, o stacks.AutoOptions) error {
-			_, err := stacks.Up(ctx, stack, o)
-			return err
-		}}
+		"  ztedge up --stack dev\n  ztedge up --stack local    # the Kubernetes half only, on your current kubeconfig context", discard(stacks.Up)}
 	opDestroy = operation{"destroy", "Deletes every resource of the stack: the load balancer first (through its controller), then the\ncluster and the network. The stack's state and history stay; its configuration file too.\n" + deployEnv,
-		"  ztedge destroy --stack dev",
-		func(ctx context.Context, stack string, o stacks.AutoOptions) error {
-			_, err := stacks.Destroy(ctx, stack, o)
-			return err
-		}}
+		"  ztedge destroy --stack dev", discard(stacks.Destroy)}
 	opRefresh = operation{"refresh", "Reads the real state of the stack's resources (drift made outside Pulumi) into its state.\n" + deployEnv,
-		"  ztedge refresh --stack dev",
-		func(ctx context.Context, stack string, o stacks.AutoOptions) error {
-			_, err := stacks.Refresh(ctx, stack, o)
-			return err
-		}}
+		"  ztedge refresh --stack dev", discard(stacks.Refresh)}
 )
+
+// discard adapts an Automation API call to operation.run: the CLI reports through the progress
+// display, not the result.
+func discard[R any](f func(context.Context, string, stacks.AutoOptions) (R, error)) func(context.Context, string, stacks.AutoOptions) error {
+	return func(ctx context.Context, stack string, o stacks.AutoOptions) error {
+		_, err := f(ctx, stack, o)
+		return err
+	}
+}
 
 // deployCommand is preview, up, destroy or refresh: the same flags, one Automation API call.
 func deployCommand(op operation) func(context.Context, []string, io.Writer, io.Writer) error {

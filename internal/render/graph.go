@@ -42,6 +42,24 @@ func (b *Bundle) graph() *graph {
 	return g
 }
 
+// tree visits the resources depth first from the top level (depth 1): node for each one (container
+// when it has children, which are visited next), then end once a container's children are done.
+func (g *graph) tree(node func(id string, r Resource, depth int, container bool), end func(depth int)) {
+	var walk func(parent string, depth int)
+	walk = func(parent string, depth int) {
+		for _, i := range g.children[parent] {
+			r := g.nodes[i]
+			container := len(g.children[r.URN]) > 0
+			node(g.ids[r.URN], r, depth, container)
+			if container {
+				walk(r.URN, depth+1)
+				end(depth)
+			}
+		}
+	}
+	walk("", 1)
+}
+
 func label(r Resource) string {
 	return mockengine.ShortType(r.Type) + " " + r.Name
 }
@@ -53,23 +71,14 @@ func (b *Bundle) Mermaid() string {
 	s.WriteString("%% Dependency graph rendered by `ztedge render`. A --> B: B waits for A (created after it, deleted before it).\n")
 	s.WriteString("%% Boxes are component resources; their children are drawn inside them.\n")
 	s.WriteString("flowchart LR\n")
-	var walk func(parent string, depth int)
-	walk = func(parent string, depth int) {
-		indent := strings.Repeat("  ", depth)
-		for _, i := range g.children[parent] {
-			r := g.nodes[i]
-			id := g.ids[r.URN]
-			text := strings.ReplaceAll(label(r), `"`, "#quot;")
-			if len(g.children[r.URN]) == 0 {
-				fmt.Fprintf(&s, "%s%s[\"%s\"]\n", indent, id, text)
-				continue
-			}
+	g.tree(func(id string, r Resource, depth int, container bool) {
+		indent, text := strings.Repeat("  ", depth), strings.ReplaceAll(label(r), `"`, "#quot;")
+		if container {
 			fmt.Fprintf(&s, "%ssubgraph %s[\"%s\"]\n", indent, id, text)
-			walk(r.URN, depth+1)
-			fmt.Fprintf(&s, "%send\n", indent)
+		} else {
+			fmt.Fprintf(&s, "%s%s[\"%s\"]\n", indent, id, text)
 		}
-	}
-	walk("", 1)
+	}, func(depth int) { fmt.Fprintf(&s, "%send\n", strings.Repeat("  ", depth)) })
 	for _, e := range g.edges {
 		fmt.Fprintf(&s, "  %s --> %s\n", e[0], e[1])
 	}
@@ -83,24 +92,15 @@ func (b *Bundle) DOT() string {
 	var s strings.Builder
 	s.WriteString("// Dependency graph rendered by `ztedge render`. A -> B: B waits for A (created after it, deleted before it).\n")
 	s.WriteString("digraph ztedge {\n  rankdir=LR;\n  node [shape=box, fontsize=10];\n")
-	var walk func(parent string, depth int)
-	walk = func(parent string, depth int) {
-		indent := strings.Repeat("  ", depth)
-		for _, i := range g.children[parent] {
-			r := g.nodes[i]
-			id := g.ids[r.URN]
-			text := strings.ReplaceAll(label(r), `"`, `\"`)
-			if len(g.children[r.URN]) == 0 {
-				fmt.Fprintf(&s, "%s%s [label=\"%s\"];\n", indent, id, text)
-				continue
-			}
+	g.tree(func(id string, r Resource, depth int, container bool) {
+		indent, text := strings.Repeat("  ", depth), strings.ReplaceAll(label(r), `"`, `\"`)
+		if container {
 			fmt.Fprintf(&s, "%ssubgraph cluster_%s {\n%s  label=\"%s\";\n%s  %s [label=\"%s\", shape=component];\n",
 				indent, id, indent, text, indent, id, text)
-			walk(r.URN, depth+1)
-			fmt.Fprintf(&s, "%s}\n", indent)
+		} else {
+			fmt.Fprintf(&s, "%s%s [label=\"%s\"];\n", indent, id, text)
 		}
-	}
-	walk("", 1)
+	}, func(depth int) { fmt.Fprintf(&s, "%s}\n", strings.Repeat("  ", depth)) })
 	for _, e := range g.edges {
 		fmt.Fprintf(&s, "  %s -> %s;\n", e[0], e[1])
 	}
