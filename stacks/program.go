@@ -45,6 +45,8 @@ func Build(ctx *pulumi.Context, cfg *Config) error {
 	if err != nil {
 		return err
 	}
+	// The edge's name, for clients and `ztedge smoke` (with caCertificate and clientCertificates).
+	ctx.Export("hostname", pulumi.String(cfg.Hostname))
 	edge, err := buildEdge(ctx, cfg, platform)
 	if err != nil {
 		return err

@@ -210,7 +210,8 @@ func TestSmokeCommand(t *testing.T) {
 // The stack outputs hostname, caCertificate and clientCertificates make a target.
 func TestTargetFromOutputs(t *testing.T) {
 	e := smoketest.Start(t, smoketest.Good)
-	bundle := string(e.ClientCertPEM) + string(e.ClientKeyPEM)
+	// As the PKI exports it: certificate, private key, then the CA certificate.
+	bundle := string(e.ClientCertPEM) + string(e.ClientKeyPEM) + string(e.CAPEM)
 	var target smoke.Target
 	target.Roots = e.Target.Roots
 	err := targetFromOutputs(&target, map[string]any{
@@ -221,8 +222,8 @@ func TestTargetFromOutputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if target.Address != "edge.dev.example.com:443" || target.ServerName != "edge.dev.example.com" || len(target.Client.Certificate) != 1 {
-		t.Errorf("target: %+v", target)
+	if target.Address != "edge.dev.example.com:443" || target.ServerName != "edge.dev.example.com" || target.Client.Leaf == nil || target.Client.Leaf.Subject.CommonName != "web-app" {
+		t.Errorf("target: %s %s, client %v", target.Address, target.ServerName, target.Client.Leaf)
 	}
 	// Without --client the first name is used ("billing", broken here); --client picks another.
 	both := map[string]any{"hostname": "h.example.com", "clientCertificates": map[string]any{"web-app": bundle, "billing": "x"}}
