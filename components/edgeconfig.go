@@ -46,8 +46,9 @@ const (
 // ClientAuthModes lists the modes in documentation order.
 var ClientAuthModes = []string{ClientAuthALBPassthrough, ClientAuthALBVerify, ClientAuthNLBPassthrough, ClientAuthOff}
 
-// EnvoyTerminatesTLS reports whether the client's TLS session ends at Envoy (NLB TCP passthrough)
-// rather than at an ALB that re-encrypts towards Envoy.
+// EnvoyTerminatesTLS reports whether, in a client-auth mode, Envoy terminates the client's TLS and
+// checks client certificates itself (nlb-passthrough) instead of an ALB doing it. (With no ALB at
+// all, as on a local cluster, Envoy terminates TLS in every mode: see EdgeConfigArgs.BehindALB.)
 func EnvoyTerminatesTLS(clientAuth string) bool { return clientAuth == ClientAuthNLBPassthrough }
 
 // EdgeMappingLabels are the metadata labels a Mapping needs to be served by the edge Host. Every
@@ -89,7 +90,11 @@ type EdgeConfigArgs struct {
 	// Hostname is the edge's public name (the ACM certificate's name).
 	Hostname   string
 	ClientAuth string
-	Backends   []Backend
+	// BehindALB: an ALB terminates the client's TLS and opens its own connection to Envoy
+	// (alb-* and off modes on EKS). Otherwise the client's TLS ends at Envoy: NLB passthrough, or a
+	// Service on a local cluster.
+	BehindALB bool
+	Backends  []Backend
 	// CRDs is the getambassador.io CRD install; every object waits for it.
 	CRDs pulumi.Resource
 	// ServerCert is Ambassador's server certificate (kubernetes.io/tls).
@@ -134,44 +139,50 @@ func (a *EdgeConfigArgs) validate() error {
 	if !slices.Contains(ClientAuthModes, a.ClientAuth) {
 		return fmt.Errorf("edge-config: client auth %q is not one of %s", a.ClientAuth, strings.Join(ClientAuthModes, ", "))
 	}
+	if a.BehindALB && EnvoyTerminatesTLS(a.ClientAuth) {
+		return fmt.Errorf("edge-config: %s passes TLS through to Envoy; it cannot be behind an ALB", a.ClientAuth)
+	}
 	return nil
 }
 
 // ListenerSpec is the one Envoy listener: HTTPS on 8443. There is no cleartext listener: nothing
 // sends to 8080 (the ALB has only an HTTPS listener and talks HTTPS to 8443; the NLB forwards
 // 443 → 8443 only), so opening it would only add a port to defend.
-func ListenerSpec(clientAuth string) map[string]any {
+func ListenerSpec(behindALB bool) map[string]any {
 	spec := map[string]any{
 		"port":        AmbassadorHTTPSPort,
 		"protocol":    "HTTPS",
 		"hostBinding": map[string]any{"namespace": map[string]any{"from": "SELF"}},
 	}
-	if EnvoyTerminatesTLS(clientAuth) {
-		// Every connection on this port is the client's own TLS session.
-		spec["securityModel"] = "SECURE"
-		spec["l7Depth"] = 0
-	} else {
+	if behindALB {
 		// One ALB in front: trust its X-Forwarded-Proto and exactly one X-Forwarded-For hop, so
 		// the client address is the one the ALB saw and a client cannot spoof it.
 		spec["securityModel"] = "XFP"
 		spec["l7Depth"] = 1
+	} else {
+		// Every connection on this port is the client's own TLS session, and no proxy's
+		// forwarding headers are trusted.
+		spec["securityModel"] = "SECURE"
+		spec["l7Depth"] = 0
 	}
 	return spec
 }
 
 // HostSpec serves the edge hostname on TLS 1.3 only and rejects anything Envoy considers insecure.
-func HostSpec(hostname, clientAuth, serverCertSecret, caSecret string) map[string]any {
+// verifyClientCerts asks clients for a certificate issued by the CA in caSecret.
+func HostSpec(hostname string, behindALB, verifyClientCerts bool, serverCertSecret, caSecret string) map[string]any {
 	tls := map[string]any{
 		"min_tls_version": "v1.3",
 		"max_tls_version": "v1.3",
 		"alpn_protocols":  "h2,http/1.1",
 	}
-	if EnvoyTerminatesTLS(clientAuth) {
+	if verifyClientCerts {
 		// Ask for a client certificate and verify it against the stack CA, but do not require one:
 		// a client without a certificate must then present a JWT, which jwt-auth checks.
 		tls["ca_secret"] = caSecret
 		tls["cert_required"] = false
-	} else {
+	}
+	if behindALB {
 		// The ALB opens its TLS connection to Envoy without SNI, and Emissary matches a Host's TLS
 		// filter chain on SNI = hostname, so a named Host would reset every ALB connection
 		// (filter_chain_not_found). "*" gives a chain without a server-name match; routes still
@@ -286,12 +297,13 @@ func NewEdgeConfig(ctx *pulumi.Context, name string, args *EdgeConfigArgs, opts 
 			child, pulumi.DependsOn(append([]pulumi.Resource{args.CRDs}, after...)))
 	}
 
-	if c.Listener, err = object("Listener", "https", nil, ListenerSpec(args.ClientAuth)); err != nil {
+	if c.Listener, err = object("Listener", "https", nil, ListenerSpec(args.BehindALB)); err != nil {
 		return nil, err
 	}
-	host := HostSpec(args.Hostname, args.ClientAuth, args.ServerCert.Name, args.CACert.Name)
+	verify := EnvoyTerminatesTLS(args.ClientAuth)
+	host := HostSpec(args.Hostname, args.BehindALB, verify, args.ServerCert.Name, args.CACert.Name)
 	hostSecrets := []pulumi.Resource{args.ServerCert.Resource}
-	if EnvoyTerminatesTLS(args.ClientAuth) {
+	if verify {
 		hostSecrets = append(hostSecrets, args.CACert.Resource)
 	}
 	if c.Host, err = object("Host", EdgeHostName, nil, host, hostSecrets...); err != nil {

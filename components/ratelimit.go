@@ -232,8 +232,9 @@ func NewRateLimiting(ctx *pulumi.Context, name string, args *RateLimitingArgs, o
 func newRateLimitRedis(ctx *pulumi.Context, name string, args *RateLimitingArgs, opts ...pulumi.ResourceOption) (pulumi.Resource, error) {
 	w := workload{
 		name: RateLimitRedisName, namespace: args.Namespace, replicas: 1,
-		// 999:1000 is the redis user of the official image.
-		uid: 999, gid: 1000,
+		// Not the image's redis user (999, which may exist on the host): the image runs as any uid,
+		// and fsGroup makes the data volume writable for it.
+		uid: 10001, gid: 10001,
 		container: corev1.ContainerArgs{
 			Image: pulumi.String(args.RedisImage),
 			Args: pulumi.ToStringArray([]string{"--save", "", "--appendonly", "no", "--protected-mode", "no",
@@ -250,7 +251,7 @@ func newRateLimitRedis(ctx *pulumi.Context, name string, args *RateLimitingArgs,
 			},
 			VolumeMounts: corev1.VolumeMountArray{corev1.VolumeMountArgs{Name: pulumi.String("data"), MountPath: pulumi.String("/data")}},
 		},
-		volumes: corev1.VolumeArray{corev1.VolumeArgs{Name: pulumi.String("data"), EmptyDir: &corev1.EmptyDirVolumeSourceArgs{}}},
+		volumes: corev1.VolumeArray{corev1.VolumeArgs{Name: pulumi.String("data"), EmptyDir: &corev1.EmptyDirVolumeSourceArgs{SizeLimit: pulumi.String("64Mi")}}},
 		cpu:     "50m", memory: "128Mi",
 		port: RateLimitRedisPort, portName: "redis",
 	}
@@ -333,7 +334,8 @@ func newRateLimitServer(ctx *pulumi.Context, name string, args *RateLimitingArgs
 
 // workload is a hardened Deployment with its ClusterIP Service (and a PodDisruptionBudget when it
 // has more than one replica): non-root, read-only root filesystem, no capabilities, RuntimeDefault
-// seccomp, no service-account token, requests and a memory limit, spread over nodes.
+// seccomp, no service-account token, requests and memory and ephemeral-storage limits (a runaway
+// log cannot fill the node's disk), spread over nodes and zones.
 type workload struct {
 	name           string
 	namespace      pulumi.StringInput
@@ -346,6 +348,9 @@ type workload struct {
 	port           int
 	portName       string
 }
+
+// workloadEphemeralStorage bounds logs and scratch files (kubelet rotates logs at 10Mi × 5).
+const workloadEphemeralStorage = "128Mi"
 
 func appLabels(name string) map[string]string {
 	return map[string]string{"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "ztedge"}
@@ -369,8 +374,8 @@ func (w workload) create(ctx *pulumi.Context, logical string, opts ...pulumi.Res
 		SeccompProfile:           &corev1.SeccompProfileArgs{Type: pulumi.String("RuntimeDefault")},
 	}
 	c.Resources = &corev1.ResourceRequirementsArgs{
-		Requests: pulumi.StringMap{"cpu": pulumi.String(w.cpu), "memory": pulumi.String(w.memory)},
-		Limits:   pulumi.StringMap{"memory": pulumi.String(w.memory)},
+		Requests: pulumi.StringMap{"cpu": pulumi.String(w.cpu), "memory": pulumi.String(w.memory), "ephemeral-storage": pulumi.String(workloadEphemeralStorage)},
+		Limits:   pulumi.StringMap{"memory": pulumi.String(w.memory), "ephemeral-storage": pulumi.String(workloadEphemeralStorage)},
 	}
 	deployment, err := appsv1.NewDeployment(ctx, logical, &appsv1.DeploymentArgs{
 		Metadata: meta,
@@ -386,8 +391,17 @@ func (w workload) create(ctx *pulumi.Context, logical string, opts ...pulumi.Res
 						FsGroup:        pulumi.Int(w.gid),
 						SeccompProfile: &corev1.SeccompProfileArgs{Type: pulumi.String("RuntimeDefault")},
 					},
+					// Replicas on different nodes and zones when the cluster allows it.
+					Affinity: &corev1.AffinityArgs{PodAntiAffinity: &corev1.PodAntiAffinityArgs{
+						PreferredDuringSchedulingIgnoredDuringExecution: corev1.WeightedPodAffinityTermArray{corev1.WeightedPodAffinityTermArgs{
+							Weight: pulumi.Int(100),
+							PodAffinityTerm: corev1.PodAffinityTermArgs{
+								TopologyKey: pulumi.String("kubernetes.io/hostname"), LabelSelector: &metav1.LabelSelectorArgs{MatchLabels: labels},
+							},
+						}},
+					}},
 					TopologySpreadConstraints: corev1.TopologySpreadConstraintArray{corev1.TopologySpreadConstraintArgs{
-						MaxSkew: pulumi.Int(1), TopologyKey: pulumi.String("kubernetes.io/hostname"),
+						MaxSkew: pulumi.Int(1), TopologyKey: pulumi.String("topology.kubernetes.io/zone"),
 						WhenUnsatisfiable: pulumi.String("ScheduleAnyway"),
 						LabelSelector:     &metav1.LabelSelectorArgs{MatchLabels: labels},
 					}},

@@ -41,7 +41,7 @@ func ambassadorSchemas(t *testing.T) *crdschema.Validator {
 func TestEveryAmbassadorObjectMatchesItsCRD(t *testing.T) {
 	v := ambassadorSchemas(t)
 	seen := map[string]bool{}
-	forEachEdgeRun(t, func(t *testing.T, r edgeRun) {
+	forEachEdgeRunAndLocal(t, func(t *testing.T, r edgeRun) {
 		for _, o := range r.g.ambassadorObjects() {
 			obj, _ := plain(o).(map[string]any)
 			kind := str(obj["kind"])

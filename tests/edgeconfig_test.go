@@ -36,10 +36,15 @@ var (
 	edgeRunsCache = map[string]edgeRun{}
 )
 
-// edgeSources are the configurations every edge test covers: each client-auth mode on both stack
-// files with Emissary, and on dev with Edge Stack.
-func edgeSources(t *testing.T) map[string]stacks.MapSource {
+// edgeSources are the EKS configurations every edge test covers: each client-auth mode on both
+// stack files with Emissary, and on dev with Edge Stack; withLocal adds the local stack (no AWS
+// load balancer) in the modes it allows.
+func edgeSources(t *testing.T, withLocal bool) map[string]stacks.MapSource {
 	out := map[string]stacks.MapSource{}
+	if withLocal {
+		out["local/emissary/"+components.ClientAuthNLBPassthrough] = stackConfig(t, "local", nil)
+		out["local/emissary/"+components.ClientAuthOff] = stackConfig(t, "local", map[string]string{"ztedge:clientAuth": components.ClientAuthOff})
+	}
 	for _, mode := range components.ClientAuthModes {
 		for _, stack := range stackFiles {
 			out[stack+"/emissary/"+mode] = stackConfig(t, stack, map[string]string{"ztedge:clientAuth": mode})
@@ -51,10 +56,14 @@ func edgeSources(t *testing.T) map[string]stacks.MapSource {
 	return out
 }
 
-// forEachEdgeRun runs f on every edge configuration. The program runs once per configuration
-// for the whole test binary.
-func forEachEdgeRun(t *testing.T, f func(t *testing.T, r edgeRun)) {
-	for name, src := range edgeSources(t) {
+// forEachEdgeRun runs f on every EKS edge configuration, forEachEdgeRunAndLocal on the local
+// stack's too. The program runs once per configuration for the whole test binary.
+func forEachEdgeRun(t *testing.T, f func(t *testing.T, r edgeRun)) { runEdge(t, false, f) }
+
+func forEachEdgeRunAndLocal(t *testing.T, f func(t *testing.T, r edgeRun)) { runEdge(t, true, f) }
+
+func runEdge(t *testing.T, withLocal bool, f func(t *testing.T, r edgeRun)) {
+	for name, src := range edgeSources(t, withLocal) {
 		t.Run(name, func(t *testing.T) {
 			edgeRunsMu.Lock()
 			r, ok := edgeRunsCache[name]
@@ -122,9 +131,14 @@ func spec(r *mockengine.Resource, path ...string) any {
 	return input(r, append([]string{"spec"}, path...)...)
 }
 
+// behindALB: an ALB terminates the client's TLS (alb-* and off on EKS); otherwise Envoy does.
+func behindALB(cfg *stacks.Config) bool {
+	return cfg.Platform != stacks.PlatformLocal && cfg.Edge.ClientAuth != components.ClientAuthNLBPassthrough
+}
+
 // TestEdgeConfigOrdering: the graph creates each Ambassador object only after what it names.
 func TestEdgeConfigOrdering(t *testing.T) {
-	forEachEdgeRun(t, func(t *testing.T, r edgeRun) {
+	forEachEdgeRunAndLocal(t, func(t *testing.T, r edgeRun) {
 		g, ns := r.g, r.cfg.Edge.Namespace
 		crds := crdInstall(g, r.cfg)
 		objects := g.ambassadorObjects()
@@ -182,15 +196,17 @@ func TestEdgeConfigOrdering(t *testing.T) {
 // TestListenerAndHost: one HTTPS listener, TLS 1.3 only, cleartext rejected, the client
 // certificate asked for only where Envoy terminates the client's TLS.
 func TestListenerAndHost(t *testing.T) {
-	forEachEdgeRun(t, func(t *testing.T, r edgeRun) {
+	forEachEdgeRunAndLocal(t, func(t *testing.T, r edgeRun) {
 		g, mode := r.g, r.cfg.Edge.ClientAuth
 		listeners := g.kind("Listener")
 		if len(listeners) != 1 {
 			t.Fatalf("%d Listeners, want exactly one (HTTPS 8443)", len(listeners))
 		}
 		l := listeners[0]
+		// Only behind an ALB are forwarding headers trusted (one hop); where clients reach Envoy
+		// directly, trusting any would let them spoof their address.
 		wantModel, wantDepth := "XFP", float64(1)
-		if mode == components.ClientAuthNLBPassthrough {
+		if !behindALB(r.cfg) {
 			wantModel, wantDepth = "SECURE", 0
 		}
 		want := map[string]any{
@@ -223,16 +239,14 @@ func TestListenerAndHost(t *testing.T) {
 			if tls["ca_secret"] != components.CASecretName || tls["cert_required"] != false {
 				t.Errorf("nlb-passthrough: Host must verify optional client certificates against the CA: %v", tls)
 			}
-			if spec(h, "hostname") != r.cfg.Hostname {
-				t.Errorf("nlb-passthrough: Host hostname %v, want %s (clients send SNI)", spec(h, "hostname"), r.cfg.Hostname)
-			}
-		} else {
-			if _, ok := tls["ca_secret"]; ok {
-				t.Errorf("%s: the ALB terminates client TLS, Envoy cannot see a client certificate: %v", mode, tls)
-			}
-			if spec(h, "hostname") != "*" {
-				t.Errorf("%s: Host hostname %v: the ALB connects without SNI, only \"*\" has a filter chain that accepts it", mode, spec(h, "hostname"))
-			}
+		} else if _, ok := tls["ca_secret"]; ok {
+			t.Errorf("%s: Envoy asks for client certificates it has no use for: %v", mode, tls)
+		}
+		if behindALB(r.cfg) && spec(h, "hostname") != "*" {
+			t.Errorf("%s: Host hostname %v: the ALB connects without SNI, only \"*\" has a filter chain that accepts it", mode, spec(h, "hostname"))
+		}
+		if !behindALB(r.cfg) && spec(h, "hostname") != r.cfg.Hostname {
+			t.Errorf("%s: Host hostname %v, want %s (clients send SNI)", mode, spec(h, "hostname"), r.cfg.Hostname)
 		}
 		// Every Mapping, from any layer, joins the Host: selector labels and the edge hostname.
 		selector, _ := spec(h, "mappingSelector", "matchLabels").(map[string]any)
@@ -256,7 +270,7 @@ func TestListenerAndHost(t *testing.T) {
 // TestUpstreamMutualTLS: Ambassador originates TLS 1.3 to every backend with its client
 // certificate and checks the backend's certificate against the stack CA.
 func TestUpstreamMutualTLS(t *testing.T) {
-	forEachEdgeRun(t, func(t *testing.T, r edgeRun) {
+	forEachEdgeRunAndLocal(t, func(t *testing.T, r edgeRun) {
 		want := map[string]any{
 			"hosts": []any{}, "secret": components.UpstreamSecretName, "ca_secret": components.CASecretName,
 			"min_tls_version": "v1.3", "max_tls_version": "v1.3",
@@ -275,7 +289,7 @@ func TestUpstreamMutualTLS(t *testing.T) {
 
 // TestBackendMappings checks each backend's route against its configuration.
 func TestBackendMappings(t *testing.T) {
-	forEachEdgeRun(t, func(t *testing.T, r edgeRun) {
+	forEachEdgeRunAndLocal(t, func(t *testing.T, r edgeRun) {
 		for _, b := range r.cfg.Edge.Backends {
 			m := r.g.object("Mapping", b.Name)
 			svc := b.Service
@@ -358,7 +372,7 @@ func toAnyList(v []string) []any {
 // TestRateLimiting: Emissary gets envoyproxy/ratelimit (hardened, failing closed) whose
 // descriptors match the Mappings' labels; Edge Stack gets RateLimit resources instead.
 func TestRateLimiting(t *testing.T) {
-	forEachEdgeRun(t, func(t *testing.T, r edgeRun) {
+	forEachEdgeRunAndLocal(t, func(t *testing.T, r edgeRun) {
 		g, ns := r.g, r.cfg.Edge.Namespace
 		limited := map[string]stacksRate{}
 		for _, b := range r.cfg.Edge.Backends {
@@ -509,8 +523,12 @@ func checkHardened(t *testing.T, d *mockengine.Resource) {
 			t.Errorf("%s container %v: securityContext %v is not hardened", d.Name, c["name"], sc)
 		}
 		res, _ := c["resources"].(map[string]any)
-		if res["requests"] == nil || res["limits"].(map[string]any)["memory"] == nil {
-			t.Errorf("%s container %v: resources %v need requests and a memory limit", d.Name, c["name"], res)
+		limits, _ := res["limits"].(map[string]any)
+		if res["requests"] == nil || limits["memory"] == nil || limits["ephemeral-storage"] == nil {
+			t.Errorf("%s container %v: resources %v need requests and memory and ephemeral-storage limits", d.Name, c["name"], res)
+		}
+		if uid, _ := sc["runAsUser"].(float64); uid < 10000 {
+			t.Errorf("%s container %v runs as uid %v, which may be a host user's", d.Name, c["name"], sc["runAsUser"])
 		}
 		if c["readinessProbe"] == nil || c["livenessProbe"] == nil {
 			t.Errorf("%s container %v has no readiness or liveness probe", d.Name, c["name"])
@@ -524,7 +542,7 @@ func checkHardened(t *testing.T, d *mockengine.Resource) {
 // TestAmbassadorModuleForClientAuth: only when Envoy terminates the client's TLS does the
 // Module make Envoy replace X-Forwarded-Client-Cert with the verified certificate.
 func TestAmbassadorModuleForClientAuth(t *testing.T) {
-	forEachEdgeRun(t, func(t *testing.T, r edgeRun) {
+	forEachEdgeRunAndLocal(t, func(t *testing.T, r edgeRun) {
 		values := releaseValues(t, r.g.one(typeRelease, "ambassador"))
 		module := values["module"]
 		if r.cfg.Edge.Edition == components.EditionEdgeStack {
