@@ -237,6 +237,8 @@ func newRateLimitRedis(ctx *pulumi.Context, name string, args *RateLimitingArgs,
 		uid: 10001, gid: 10001,
 		container: corev1.ContainerArgs{
 			Image: pulumi.String(args.RedisImage),
+			// No persistence; protected mode off because clients come over the pod network (the
+			// NetworkPolicies admit only the rate-limit server).
 			Args: pulumi.ToStringArray([]string{"--save", "", "--appendonly", "no", "--protected-mode", "no",
 				"--maxmemory", "96mb", "--maxmemory-policy", "volatile-ttl"}),
 			Ports: corev1.ContainerPortArray{corev1.ContainerPortArgs{Name: pulumi.String("redis"), ContainerPort: pulumi.Int(RateLimitRedisPort)}},
