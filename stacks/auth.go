@@ -1,8 +1,39 @@
 package stacks
 
-import "github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+import (
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/ztedge/ztedge/components"
+)
 
 // buildAuth deploys jwt-auth and registers it as Ambassador's AuthService.
 func buildAuth(ctx *pulumi.Context, cfg *Config, p *Platform, e *Edge) error {
+	auth, err := components.NewAuthService(ctx, components.AuthName, &components.AuthServiceArgs{
+		Namespace:      e.Ambassador.NamespaceName,
+		NamespaceName:  e.Ambassador.Namespace,
+		Hostname:       cfg.Hostname,
+		Image:          cfg.Auth.Image,
+		Replicas:       cfg.Auth.Replicas,
+		TokenTTL:       cfg.Auth.TokenTTL,
+		SigningKeyIDs:  cfg.Auth.KeyIDs,
+		Users:          cfg.Auth.Users,
+		ClientAuth:     cfg.Edge.ClientAuth,
+		BehindALB:      cfg.BehindALB(),
+		TrustedClients: cfg.Edge.TrustedClients,
+		CACertPem:      e.Pki.CACertPem,
+		OidcIssuer:     cfg.Auth.OidcIssuer,
+		OidcAudience:   cfg.Auth.OidcAudience,
+		OidcJwksURL:    cfg.Auth.OidcJwksURL,
+		CRDs:           e.Ambassador.CRDs,
+		DependsOn:      p.Nodes,
+	}, pulumi.Providers(p.Provider))
+	if err != nil {
+		return err
+	}
+	// What clients and backends need: where to get a token, and how to verify one.
+	ctx.Export("tokenEndpoint", auth.TokenEndpoint)
+	ctx.Export("jwksUrl", auth.JwksURL)
+	ctx.Export("tokenIssuer", auth.Issuer)
+	ctx.Export("tokenAudience", auth.Audience)
 	return nil
 }

@@ -32,6 +32,12 @@ type Config struct {
 	Local    LocalConfig
 }
 
+// BehindALB reports whether an AWS ALB terminates the client's TLS in front of Envoy (the alb-*
+// and off modes on EKS); otherwise the client's TLS ends at Envoy (NLB passthrough, a local cluster).
+func (c *Config) BehindALB() bool {
+	return c.Platform != PlatformLocal && !components.EnvoyTerminatesTLS(c.Edge.ClientAuth)
+}
+
 // EdgeConfig describes Ambassador, the load balancer in front of it and what it routes to.
 type EdgeConfig struct {
 	Edition                  string // "emissary" or "edge-stack"
@@ -68,6 +74,8 @@ type AuthConfig struct {
 	OidcIssuer   string
 	OidcAudience string
 	OidcJwksURL  string
+	// KeyIDs are the signing keys' ids, oldest first: the last signs (authSigningKeyIds).
+	KeyIDs []string
 }
 
 // NetworkConfig describes a new VPC, or an existing one when ExistingVpcID is set.
@@ -292,6 +300,7 @@ func (r *reader) load(stack string) *Config {
 		OidcIssuer:   r.str("oidcIssuer"),
 		OidcAudience: r.str("oidcAudience"),
 		OidcJwksURL:  r.str("oidcJwksUrl"),
+		KeyIDs:       r.strings("authSigningKeyIds"),
 	}
 	return c
 }

@@ -244,6 +244,12 @@ func (c *Config) validateAuth(p *problems) {
 	if set != 0 && set != 3 {
 		p.add("oidcIssuer", "oidcIssuer, oidcAudience and oidcJwksUrl go together: set all three or none")
 	}
+	if set == 3 && a.Users == "" {
+		p.add("authUsers", "is required with oidcIssuer: jwt-auth maps an upstream ID token's sub to a user by oidcSubject")
+	}
+	if err := components.ValidateSigningKeyIDs(a.KeyIDs); err != nil {
+		p.add("authSigningKeyIds", "%v", err)
+	}
 	for key, v := range map[string]string{"oidcIssuer": a.OidcIssuer, "oidcJwksUrl": a.OidcJwksURL} {
 		if u, err := url.Parse(v); v != "" && (err != nil || u.Scheme != "https" || u.Host == "") {
 			p.add(key, "%q must be an https:// URL", v)

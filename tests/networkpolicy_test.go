@@ -284,7 +284,10 @@ func TestOidcEgressOnlyWithOidc(t *testing.T) {
 	}
 	src := stackConfig(t, "dev", map[string]string{
 		"ztedge:oidcIssuer": "https://login.example.com", "ztedge:oidcAudience": "ztedge", "ztedge:oidcJwksUrl": "https://login.example.com/jwks",
+		// OIDC exchange maps an ID token's sub to a configured user.
+		"ztedge:authUsers": `[{"username":"alice","oidcSubject":"00u1","permissions":["orders:read"],"services":["/api/orders/"]}]`,
 	})
+	src.Secrets["ztedge:authUsers"] = true
 	g = mustRunSource(t, src)
 	vpc := str(g.one("aws:ec2/vpc:Vpc").Inputs.Mappable()["cidrBlock"])
 	for _, p := range policies(g) {
