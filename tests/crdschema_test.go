@@ -65,7 +65,7 @@ func TestEveryAmbassadorObjectMatchesItsCRD(t *testing.T) {
 	}
 	sort.Strings(kinds)
 	// What ztedge's own layers emit must all have been checked (other layers add to this list).
-	for _, k := range []string{"Listener", "Host", "TLSContext", "Mapping", "RateLimitService", "RateLimit"} {
+	for _, k := range []string{"Listener", "Host", "TLSContext", "Mapping", "RateLimitService", "RateLimit", "AuthService"} {
 		if !seen[k] {
 			t.Errorf("no %s was validated (kinds seen: %s)", k, strings.Join(kinds, ", "))
 		}
