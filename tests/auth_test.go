@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"sigs.k8s.io/yaml"
 
 	"github.com/ztedge/ztedge/components"
@@ -794,4 +796,82 @@ func newTestCert(t *testing.T, cn string, parent *x509.Certificate, parentKey *e
 	}
 	cert, _ := x509.ParseCertificate(der)
 	return cert, key, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+}
+
+// newAuthAlone runs NewAuthService by itself under the mock engine, with stand-ins for the
+// namespace, the CRD install and the CA, and returns its outputs (or its error).
+func newAuthAlone(t *testing.T, edit func(*components.AuthServiceArgs)) (map[string]string, error) {
+	t.Helper()
+	eng := mockengine.New("ztedge", "dev", "us-east-1")
+	got := make(chan map[string]string, 1)
+	err := eng.Run(func(ctx *pulumi.Context) error {
+		crds, err := corev1.NewConfigMap(ctx, "crds", &corev1.ConfigMapArgs{})
+		if err != nil {
+			return err
+		}
+		args := &components.AuthServiceArgs{
+			Namespace: pulumi.String("ambassador"), NamespaceName: "ambassador", Hostname: "edge.example.com",
+			Image: "ghcr.io/ztedge/jwt-auth:0.1.0", Replicas: 2, TokenTTL: "10m", SigningKeyIDs: []string{"k1"},
+			ClientAuth: components.ClientAuthALBPassthrough, BehindALB: true,
+			TrustedClients: []components.TrustedClient{{Name: "web-app", Services: []string{"/api/"}}},
+			CACertPem:      pulumi.String("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"),
+			CRDs:           crds,
+		}
+		edit(args)
+		auth, err := components.NewAuthService(ctx, "jwt-auth", args)
+		if err != nil {
+			return err
+		}
+		pulumi.All(auth.TokenEndpoint, auth.JwksURL, auth.Issuer, auth.Audience).ApplyT(func(v []any) int {
+			got <- map[string]string{"tokenEndpoint": v[0].(string), "jwksUrl": v[1].(string), "issuer": v[2].(string), "audience": v[3].(string)}
+			return 0
+		})
+		return nil
+	}, map[string]string{}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return <-got, nil
+}
+
+// TestAuthOutputs: what clients and backends are told (the stack exports these) is where the
+// Mappings route and what jwt-auth puts in its tokens.
+func TestAuthOutputs(t *testing.T) {
+	got, err := newAuthAlone(t, func(*components.AuthServiceArgs) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"tokenEndpoint": "https://edge.example.com/token", "jwksUrl": "https://edge.example.com/.well-known/jwks.json",
+		"issuer": "https://edge.example.com", "audience": "edge.example.com",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("outputs %v, want %v", got, want)
+	}
+}
+
+// TestAuthArgsValidation: the component refuses arguments jwt-auth could not run with, before
+// registering anything.
+func TestAuthArgsValidation(t *testing.T) {
+	for name, c := range map[string]struct {
+		edit func(*components.AuthServiceArgs)
+		want string
+	}{
+		"no namespace":         {func(a *components.AuthServiceArgs) { a.NamespaceName = "" }, "NamespaceName"},
+		"no CRD install":       {func(a *components.AuthServiceArgs) { a.CRDs = nil }, "CRDs"},
+		"no replica":           {func(a *components.AuthServiceArgs) { a.Replicas = 0 }, "Replicas"},
+		"ttl too long":         {func(a *components.AuthServiceArgs) { a.TokenTTL = "1h" }, "TokenTTL"},
+		"keys out of order":    {func(a *components.AuthServiceArgs) { a.SigningKeyIDs = []string{"k2", "k1"} }, "must sort after"},
+		"half the OIDC trio":   {func(a *components.AuthServiceArgs) { a.OidcIssuer = "https://idp.example.com" }, "go together"},
+		"clients without a CA": {func(a *components.AuthServiceArgs) { a.CACertPem = nil }, "CACertPem"},
+		"OIDC without any user": {func(a *components.AuthServiceArgs) {
+			a.OidcIssuer, a.OidcAudience, a.OidcJwksURL = "https://i", "a", "https://i/k"
+		}, "needs Users"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := newAuthAlone(t, c.edit); err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("got %v, want an error mentioning %q", err, c.want)
+			}
+		})
+	}
 }
