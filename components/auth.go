@@ -71,10 +71,14 @@ const (
 // ephemeral storage.
 var authResources = map[string]map[string]string{
 	"requests": {"cpu": "100m", "memory": "64Mi", "ephemeral-storage": "64Mi"},
-	"limits":   {"cpu": "1", "memory": "256Mi", "ephemeral-storage": "128Mi"},
+	"limits":   {"cpu": "1", "memory": fmt.Sprintf("%dMi", authMemoryLimitMiB), "ephemeral-storage": "128Mi"},
 }
 
-const authGoMemLimit = "230MiB"
+// authMemoryLimitMiB is the memory limit; GOMEMLIMIT is 90 % of it, so the collector works
+// harder before the kernel would kill the pod.
+const authMemoryLimitMiB = 256
+
+var authGoMemLimit = fmt.Sprintf("%dMiB", authMemoryLimitMiB*9/10)
 
 // AuthRequestHeaders are the request headers Envoy sends to jwt-auth with each check (Emissary
 // adds its defaults, among them user-agent and x-forwarded-for). Only what jwt-auth reads:
@@ -238,12 +242,17 @@ func AuthClientsFile(clients []TrustedClient) (string, error) {
 	return string(b), err
 }
 
+// authAddress is where Envoy reaches jwt-auth (plain HTTP inside the namespace).
+func authAddress(namespace string) string {
+	return fmt.Sprintf("%s.%s:%d", AuthName, namespace, JwtAuth.Port)
+}
+
 // AuthServiceSpec registers jwt-auth as Ambassador's external authorization service. It fails
 // closed: when jwt-auth cannot answer, the request is refused with 503 (retryable) rather than
 // let through; Emissary's default would be 403.
 func AuthServiceSpec(namespace string) map[string]any {
 	return map[string]any{
-		"auth_service": fmt.Sprintf("%s.%s:%d", AuthName, namespace, JwtAuth.Port),
+		"auth_service": authAddress(namespace),
 		"proto":        "http",
 		// Emissary uses protocol_version only for gRPC; v3 keeps a later switch from picking the removed v2.
 		"protocol_version":              "v3",
@@ -266,7 +275,7 @@ func authMappingSpec(hostname, namespace, path, method string, timeoutMs int) ma
 		"prefix_exact": true,
 		"rewrite":      path,
 		"method":       method,
-		"service":      fmt.Sprintf("%s.%s:%d", AuthName, namespace, JwtAuth.Port),
+		"service":      authAddress(namespace),
 		"bypass_auth":  true,
 		"timeout_ms":   timeoutMs,
 	}
