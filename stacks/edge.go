@@ -127,7 +127,7 @@ func buildEdgeRouting(ctx *pulumi.Context, cfg *Config, p *Platform, e *Edge, on
 		Namespace:    amb.NamespaceName,
 		Hostname:     cfg.Hostname,
 		ClientAuth:   cfg.Edge.ClientAuth,
-		BehindALB:    cfg.Platform != PlatformLocal && !components.EnvoyTerminatesTLS(cfg.Edge.ClientAuth),
+		BehindALB:    cfg.BehindALB(),
 		Backends:     cfg.Edge.Backends,
 		CRDs:         amb.CRDs,
 		ServerCert:   components.SecretRef{Name: components.ServerSecretName, Resource: e.Pki.ServerSecret},
