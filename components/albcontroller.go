@@ -160,9 +160,9 @@ func NewAlbController(ctx *pulumi.Context, name string, args *AlbControllerArgs,
 	}).(pulumi.MapOutput)
 	release, err := helmv3.NewRelease(ctx, name, &helmv3.ReleaseArgs{
 		Name:           pulumi.String("aws-load-balancer-controller"),
-		Chart:          pulumi.String("aws-load-balancer-controller"),
+		Chart:          chartRef(args.ChartRepository, "aws-load-balancer-controller", args.ChartVersion),
 		Version:        pulumi.String(args.ChartVersion),
-		RepositoryOpts: helmv3.RepositoryOptsArgs{Repo: pulumi.String(args.ChartRepository)},
+		RepositoryOpts: helmRepository(args.ChartRepository),
 		Namespace:      pulumi.String(AlbControllerNamespace),
 		Values:         values,
 		// The controller must be running (webhooks served) before any Ingress is created.

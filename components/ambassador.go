@@ -2,6 +2,7 @@ package components
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
@@ -100,8 +101,8 @@ func (a *AmbassadorArgs) validate() error {
 	var missing []string
 	switch a.Edition {
 	case EditionEmissary:
-		if !strings.HasPrefix(a.EmissaryChartRepository, "oci://") || a.EmissaryVersion == "" {
-			missing = append(missing, "EmissaryChartRepository (oci://) and EmissaryVersion")
+		if a.EmissaryChartRepository == "" || a.EmissaryVersion == "" {
+			missing = append(missing, "EmissaryChartRepository and EmissaryVersion")
 		}
 	case EditionEdgeStack:
 		if a.EdgeStackChartRepository == "" || a.EdgeStackChartVersion == "" || a.EdgeStackCrdsURL == "" || a.EdgeStackLicenseKey == "" {
@@ -184,6 +185,9 @@ func EmissaryValues(replicas int, resources map[string]map[string]string, module
 	values := ambassadorPodValues(AmbassadorNamesFor(EditionEmissary), replicas, resources, module)
 	// 4.x has no apiext webhook unless the CRD chart enables legacy versions; nothing to wait for.
 	values["waitForApiext"] = map[string]any{"enabled": false}
+	// ztedge grants the chart's permissions itself, without an aggregated ClusterRole
+	// (ambassador_rbac.go says why).
+	values["rbac"] = map[string]any{"create": false}
 	return values
 }
 
@@ -242,7 +246,7 @@ func NewAmbassador(ctx *pulumi.Context, name string, args *AmbassadorArgs, opts 
 	case EditionEmissary:
 		crds, err := helmv3.NewRelease(ctx, name+"-crds", &helmv3.ReleaseArgs{
 			Name:      pulumi.String("emissary-crds"),
-			Chart:     pulumi.String(args.EmissaryChartRepository + "/emissary-crds-chart"),
+			Chart:     chartRef(args.EmissaryChartRepository, "emissary-crds-chart", args.EmissaryVersion),
 			Version:   pulumi.String(args.EmissaryVersion),
 			Namespace: c.NamespaceName,
 			Values:    pulumi.ToMap(EmissaryCRDValues()),
@@ -252,8 +256,13 @@ func NewAmbassador(ctx *pulumi.Context, name string, args *AmbassadorArgs, opts 
 			return nil, err
 		}
 		c.CRDs = crds
+		rbac, err := newAmbassadorRBAC(ctx, name, naming, c.NamespaceName, child)
+		if err != nil {
+			return nil, err
+		}
+		releaseDeps = append(releaseDeps, rbac)
 		values = EmissaryValues(args.Replicas, args.Resources, args.Module)
-		chart, version = pulumi.String(args.EmissaryChartRepository+"/emissary-ingress"), args.EmissaryVersion
+		chart, version = chartRef(args.EmissaryChartRepository, "emissary-ingress", args.EmissaryVersion), args.EmissaryVersion
 	case EditionEdgeStack:
 		license, err := corev1.NewSecret(ctx, name+"-license", &corev1.SecretArgs{
 			Metadata:   metav1.ObjectMetaArgs{Name: pulumi.String(EdgeStackLicenseSecretName), Namespace: c.NamespaceName},
@@ -275,8 +284,8 @@ func NewAmbassador(ctx *pulumi.Context, name string, args *AmbassadorArgs, opts 
 		c.EdgeStackRedis = &PodPort{Labels: map[string]string{"app.kubernetes.io/name": naming.Release + "-redis", "app.kubernetes.io/instance": naming.Release}, Port: 6379}
 		releaseDeps = append(releaseDeps, license)
 		values = EdgeStackValues(args.Replicas, args.Resources, args.Module)
-		chart, repo = chartRef(args.EdgeStackChartRepository, "edge-stack")
 		version = args.EdgeStackChartVersion
+		chart, repo = chartRef(args.EdgeStackChartRepository, "edge-stack", version), helmRepository(args.EdgeStackChartRepository)
 	}
 
 	release, err := helmv3.NewRelease(ctx, name, &helmv3.ReleaseArgs{
@@ -296,13 +305,30 @@ func NewAmbassador(ctx *pulumi.Context, name string, args *AmbassadorArgs, opts 
 	return c, ctx.RegisterResourceOutputs(c, pulumi.Map{"namespace": c.NamespaceName, "release": release.Name})
 }
 
-// chartRef addresses a chart in an OCI registry directly (oci://…/<chart>) and one in a Helm
-// repository through repositoryOpts.
-func chartRef(repository, chart string) (pulumi.StringInput, helmv3.RepositoryOptsPtrInput) {
-	if strings.HasPrefix(repository, "oci://") {
-		return pulumi.String(strings.TrimSuffix(repository, "/") + "/" + chart), nil
+// chartRef addresses a chart: in an OCI registry directly (oci://…/<chart>), in a Helm repository
+// by name (with helmRepository), or in a local directory as its archive <chart>-<version>.tgz.
+func chartRef(source, chart, version string) pulumi.StringInput {
+	switch {
+	case strings.HasPrefix(source, "oci://"):
+		return pulumi.String(strings.TrimSuffix(source, "/") + "/" + chart)
+	case IsChartDir(source):
+		return pulumi.String(filepath.Join(source, chart+"-"+version+".tgz"))
 	}
-	return pulumi.String(chart), helmv3.RepositoryOptsArgs{Repo: pulumi.String(repository)}
+	return pulumi.String(chart)
+}
+
+// helmRepository is the repositoryOpts of a chart in an https:// Helm repository (none otherwise).
+func helmRepository(source string) helmv3.RepositoryOptsPtrInput {
+	if strings.HasPrefix(source, "oci://") || IsChartDir(source) {
+		return nil
+	}
+	return helmv3.RepositoryOptsArgs{Repo: pulumi.String(source)}
+}
+
+// IsChartDir reports whether a chart source is a local directory of chart archives (not an
+// oci:// registry or an http(s):// repository).
+func IsChartDir(source string) bool {
+	return source != "" && !strings.Contains(source, "://")
 }
 
 // mergeValues returns base with over merged in, maps key by key (as Helm merges values).

@@ -41,7 +41,10 @@ type BackendNamespacesArgs struct {
 }
 
 // BackendNamespaces are the namespaces of the backends, labelled for Pod Security (restricted) and
-// for the NetworkPolicies. On destroy they are left in place: they hold the backends themselves.
+// for the NetworkPolicies. They hold the backends themselves, which ztedge does not own, so each is
+// a NamespacePatch (server-side apply of ztedge's labels): `up` creates the namespace or adopts an
+// existing one (a namespace kept by an earlier destroy, or the team's own), and destroy removes
+// only ztedge's labels and leaves the namespace and everything in it.
 type BackendNamespaces struct {
 	pulumi.ResourceState
 
@@ -80,8 +83,9 @@ func NewBackendNamespaces(ctx *pulumi.Context, name string, args *BackendNamespa
 	labels[BackendNamespaceLabel] = "true"
 	outputs := pulumi.Map{}
 	for _, ns := range BackendNamespaceNames(args.Backends) {
-		// RetainOnDelete: `pulumi destroy` of the edge must not delete the applications in it.
-		n, err := newNamespace(ctx, ns, labels, child, pulumi.RetainOnDelete(true))
+		n, err := corev1.NewNamespacePatch(ctx, ns, &corev1.NamespacePatchArgs{
+			Metadata: metav1.ObjectMetaPatchArgs{Name: pulumi.String(ns), Labels: pulumi.ToStringMap(labels)},
+		}, child)
 		if err != nil {
 			return nil, err
 		}

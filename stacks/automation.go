@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 
@@ -52,6 +53,8 @@ type AutoOptions struct {
 	OnEvent func(events.EngineEvent)
 	// Diff shows property-level diffs in Progress (preview and up).
 	Diff bool
+	// ExpectNoChanges makes preview and up fail when they find anything to change (drift checks).
+	ExpectNoChanges bool
 	// LookupEnv reads the environment; nil means os.LookupEnv (tests replace it).
 	LookupEnv func(string) (string, bool)
 	// Command is the Pulumi CLI; nil means `pulumi` from PATH (tests pass a fake).
@@ -70,6 +73,9 @@ func Preview(ctx context.Context, stack string, o AutoOptions) (auto.PreviewResu
 	}
 	if o.Diff {
 		opts = append(opts, optpreview.Diff())
+	}
+	if o.ExpectNoChanges {
+		opts = append(opts, optpreview.ExpectNoChanges())
 	}
 	var res auto.PreviewResult
 	err = o.streamEvents(func(ch chan<- events.EngineEvent) error {
@@ -91,6 +97,9 @@ func Up(ctx context.Context, stack string, o AutoOptions) (auto.UpResult, error)
 	}
 	if o.Diff {
 		opts = append(opts, optup.Diff())
+	}
+	if o.ExpectNoChanges {
+		opts = append(opts, optup.ExpectNoChanges())
 	}
 	var res auto.UpResult
 	err = o.streamEvents(func(ch chan<- events.EngineEvent) error {
@@ -185,6 +194,7 @@ func (o AutoOptions) streamEvents(op func(chan<- events.EngineEvent) error) erro
 // exported so that callers (and tests) can see the choices without running the CLI.
 type Settings struct {
 	Dir        string            // project root (Pulumi.yaml)
+	Stack      string            // stack name
 	StackFile  string            // Pulumi.<stack>.yaml
 	BackendURL string            // where state lives
 	Env        map[string]string // extra environment of every CLI run
@@ -261,7 +271,7 @@ func (o AutoOptions) resolve(stack string, validate bool) (*Settings, error) {
 		return nil, err
 	}
 	return &Settings{
-		Dir: dir, StackFile: stackFile, BackendURL: backend,
+		Dir: dir, Stack: stack, StackFile: stackFile, BackendURL: backend,
 		// The backend goes to the CLI explicitly, so that a `pulumi login` elsewhere on the machine
 		// cannot send this project's state somewhere else.
 		Env: map[string]string{EnvBackendURL: backend, "PULUMI_SKIP_UPDATE_CHECK": "true"},
@@ -364,19 +374,72 @@ func (o AutoOptions) stack(ctx context.Context, stack string, op operation) (aut
 		return auto.Stack{}, fmt.Errorf("opening stack %s on %s: %w", stack, st.BackendURL, err)
 	}
 	if op != readsState {
-		// An inline program tells the engine of no plugins, so install the providers the program
-		// was compiled against (the versions in go.mod), as `pulumi up` does for a compiled program.
-		plugins, err := RequiredPlugins(st.Dir)
-		if err != nil {
+		if err := installProviders(ctx, s.Workspace(), st); err != nil {
 			return auto.Stack{}, err
-		}
-		for _, p := range plugins {
-			if err := s.Workspace().InstallPlugin(ctx, p.Name, p.Version); err != nil {
-				return auto.Stack{}, fmt.Errorf("installing the %s provider %s: %w", p.Name, p.Version, err)
-			}
 		}
 	}
 	return s, nil
+}
+
+// installProviders installs the providers this stack's program registers resources with (an
+// inline program tells the engine of none, unlike `pulumi up` with a compiled program), at the
+// versions the program was built against, and only those not installed yet: a local stack needs
+// no AWS provider, and an operation on a machine that has the plugins makes no download.
+func installProviders(ctx context.Context, ws auto.Workspace, st *Settings) error {
+	src, err := ReadStackFile(st.Dir, st.Stack)
+	if err != nil {
+		return err
+	}
+	wanted, err := RequiredPlugins(st.Dir)
+	if err != nil {
+		return err
+	}
+	installed, err := ws.ListPlugins(ctx)
+	if err != nil {
+		return fmt.Errorf("listing the installed Pulumi plugins: %w", err)
+	}
+	have := map[Plugin]bool{}
+	for _, p := range installed {
+		if p.Kind == "resource" && p.Version != nil {
+			have[Plugin{Name: p.Name, Version: "v" + p.Version.String()}] = true
+		}
+	}
+	for _, p := range pluginsFor(ProvidersFor(PlatformOf(src)), wanted) {
+		if have[p] {
+			continue
+		}
+		if err := ws.InstallPlugin(ctx, p.Name, p.Version); err != nil {
+			return fmt.Errorf("installing the %s provider %s: %w", p.Name, p.Version, err)
+		}
+	}
+	return nil
+}
+
+// ProvidersFor lists the provider packages whose resources the program registers on a platform.
+// A test renders every stack and compares this list with what the program registered.
+func ProvidersFor(platform string) []string {
+	if platform == PlatformLocal {
+		return []string{"kubernetes", "tls"}
+	}
+	return []string{"aws", "eks", "kubernetes", "tls"}
+}
+
+// PlatformOf is the stack's ztedge:platform as set, or its default; Load checks the value.
+func PlatformOf(src Source) string {
+	r := &reader{src: src, read: map[string]bool{}}
+	_, v, _ := r.raw("platform")
+	return v
+}
+
+// pluginsFor picks the named providers out of those the program is built with.
+func pluginsFor(names []string, built []Plugin) []Plugin {
+	var out []Plugin
+	for _, p := range built {
+		if slices.Contains(names, p.Name) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // Plugin is a Pulumi resource provider the program uses.

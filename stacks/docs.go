@@ -29,7 +29,7 @@ func ProjectConfigYAML() (string, error) {
 		if k.Default != nil {
 			decl["default"] = k.Default
 		}
-		if k.Secret {
+		if k.DeclaredSecret() {
 			decl["secret"] = true
 		}
 		out, err := yaml.Marshal(map[string]any{k.Name: decl})

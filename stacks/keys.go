@@ -17,6 +17,12 @@ type Key struct {
 	Group       string
 }
 
+// DeclaredSecret reports whether Pulumi.yaml marks the key `secret: true`. Only required secrets
+// can be: the CLI merges a declared default into the stack config as a plain value and then
+// rejects it for not being encrypted, so an optional secret ("" by default) is declared without
+// the flag, and Load refuses it in plain text instead (it names the key and `--secret`).
+func (k Key) DeclaredSecret() bool { return k.Secret && k.Default == nil }
+
 // Namespace is the project's configuration namespace (the project name in Pulumi.yaml).
 const Namespace = "ztedge"
 

@@ -16,6 +16,9 @@ func Program(ctx *pulumi.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := cfg.ResolveChartDirs(ctx.RootDirectory()); err != nil {
+		return err
+	}
 	return Build(ctx, cfg)
 }
 

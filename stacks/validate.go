@@ -188,8 +188,8 @@ func (c *Config) validateAlbController(p *problems) {
 	if _, err := components.AlbControllerPolicy(a.ChartVersion); err != nil {
 		p.add("albControllerChartVersion", "%v", err)
 	}
-	if !strings.HasPrefix(a.ChartRepository, "https://") && !strings.HasPrefix(a.ChartRepository, "oci://") {
-		p.add("albControllerChartRepository", "%q must be an https:// or oci:// chart repository", a.ChartRepository)
+	if !validChartSource(a.ChartRepository) {
+		p.add("albControllerChartRepository", "%q must be an https:// or oci:// chart repository, or a local directory of chart archives", a.ChartRepository)
 	}
 	if a.Replicas < 1 || a.Replicas > 3 {
 		p.add("albControllerReplicas", "%d is out of range: use 1 to 3", a.Replicas)

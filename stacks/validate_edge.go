@@ -45,8 +45,8 @@ func (c *Config) validateEdge(p *problems) {
 		if !semverRE.MatchString(e.EmissaryVersion) || !strings.HasPrefix(e.EmissaryVersion, "4.") {
 			p.add("emissaryVersion", "%q is not supported: ztedge installs Emissary 4.x from its OCI charts (e.g. 4.1.0)", e.EmissaryVersion)
 		}
-		if !strings.HasPrefix(e.EmissaryChartRepository, "oci://") {
-			p.add("emissaryChartRepository", "%q must be an oci:// registry (Emissary 4.x charts are published only as OCI)", e.EmissaryChartRepository)
+		if strings.HasPrefix(e.EmissaryChartRepository, "http://") || strings.HasPrefix(e.EmissaryChartRepository, "https://") || e.EmissaryChartRepository == "" {
+			p.add("emissaryChartRepository", "%q must be an oci:// registry (Emissary 4.x charts are published only as OCI) or a local directory of chart archives", e.EmissaryChartRepository)
 		}
 	case "edge-stack":
 		if !semverRE.MatchString(e.EdgeStackChartVersion) {
@@ -58,8 +58,8 @@ func (c *Config) validateEdge(p *problems) {
 		if e.EdgeStackLicenseKey == "" {
 			p.add("edgeStackLicenseKey", "is required with edition edge-stack: `pulumi config set --secret edgeStackLicenseKey <key>`")
 		}
-		if !strings.HasPrefix(e.EdgeStackChartRepository, "https://") && !strings.HasPrefix(e.EdgeStackChartRepository, "oci://") {
-			p.add("edgeStackChartRepository", "%q must be an https:// or oci:// chart repository", e.EdgeStackChartRepository)
+		if !validChartSource(e.EdgeStackChartRepository) {
+			p.add("edgeStackChartRepository", "%q must be an https:// or oci:// chart repository, or a local directory of chart archives", e.EdgeStackChartRepository)
 		}
 	default:
 		p.add("edition", "%q is not allowed: use emissary or edge-stack", e.Edition)

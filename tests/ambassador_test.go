@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ztedge/ztedge/components"
 	"github.com/ztedge/ztedge/internal/chartvalues"
 	"github.com/ztedge/ztedge/internal/crdschema"
 	"github.com/ztedge/ztedge/internal/mockengine"
@@ -184,10 +185,21 @@ func TestEmissaryReleases(t *testing.T) {
 			values := releaseValues(t, app)
 			want := wantAmbassadorPodValues("emissary-ingress", 2)
 			want["waitForApiext"] = map[string]any{"enabled": false}
+			want["rbac"] = map[string]any{"create": false}
 			if got := withoutKey(values, "module"); !reflect.DeepEqual(got, want) {
 				t.Errorf("values:\n got %#v\nwant %#v", got, want)
 			}
 			checkModule(t, values["module"])
+			// ztedge's flat ClusterRole (no aggregation to race with on delete) is bound before
+			// Ambassador starts and unbound after it stops.
+			role := g.one("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole", "ambassador-rbac")
+			binding := g.one("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding", "ambassador-rbac")
+			if input(role, "aggregationRule") != nil || len(input(role, "rules").([]any)) != len(components.AmbassadorRBACRules()) {
+				t.Errorf("Ambassador's ClusterRole: aggregationRule %v, rules %v", input(role, "aggregationRule"), input(role, "rules"))
+			}
+			if !g.dependsOn(app, binding) || !g.dependsOn(binding, role) {
+				t.Errorf("the Emissary release must wait for its ClusterRoleBinding (and that for the role)")
+			}
 			if unknown := appChart.UnknownKeys(withoutKey(values, "module")); len(unknown) > 0 {
 				t.Errorf("values the chart does not define: %v", unknown)
 			}

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"context"
 	"flag"
 	"os"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pulumi/pulumi/sdk/v3/go/common/esc"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/config"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
 
 	"github.com/ztedge/ztedge/stacks"
@@ -64,9 +67,9 @@ func TestConfigDocs(t *testing.T) {
 			t.Errorf("%s is read by the program but not declared in Pulumi.yaml", k.FullName())
 			continue
 		}
-		if d.TypeName() != k.Type || !reflect.DeepEqual(normalise(d.Default), normalise(k.Default)) || d.Secret != k.Secret {
+		if d.TypeName() != k.Type || !reflect.DeepEqual(normalise(d.Default), normalise(k.Default)) || d.Secret != k.DeclaredSecret() {
 			t.Errorf("%s: Pulumi.yaml declares %s default %v secret %v; the code has %s default %v secret %v",
-				k.FullName(), d.TypeName(), d.Default, d.Secret, k.Type, k.Default, k.Secret)
+				k.FullName(), d.TypeName(), d.Default, d.Secret, k.Type, k.Default, k.DeclaredSecret())
 		}
 		delete(declared, k.FullName())
 	}
@@ -137,5 +140,40 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPulumiCLIAcceptsEveryStack runs the Pulumi CLI's own config validation (the check `pulumi up`
+// and the Automation API run before the program starts) on Pulumi.yaml and every stack file, as
+// committed and with every secret key set the way users set it (`--secret`): the CLI must accept
+// both. The mock engine never runs this check.
+func TestPulumiCLIAcceptsEveryStack(t *testing.T) {
+	root := repoRoot(t)
+	project, err := workspace.LoadProject(filepath.Join(root, "Pulumi.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(root, "Pulumi.*.yaml"))
+	for _, f := range files {
+		stack := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), "Pulumi."), ".yaml")
+		for _, withSecrets := range []bool{false, true} {
+			ps, err := workspace.LoadProjectStack(nil, project, f)
+			if err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			if withSecrets {
+				for _, k := range stacks.Keys {
+					if k.Secret {
+						key := config.MustMakeKey(stacks.Namespace, k.Name)
+						must(t, ps.Config.Set(key, config.NewSecureValue("c2VjcmV0"), false))
+					}
+				}
+			}
+			err = workspace.ValidateStackConfigAndApplyProjectConfig(context.Background(), stack, project,
+				esc.Value{}, ps.Config, config.NopEncrypter, config.NopDecrypter)
+			if err != nil {
+				t.Errorf("the Pulumi CLI rejects stack %s (secrets set: %v): %v", stack, withSecrets, err)
+			}
+		}
 	}
 }

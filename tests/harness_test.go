@@ -103,6 +103,19 @@ func (g *graph) one(typ string, name ...string) *mockengine.Resource {
 	return found[0]
 }
 
+// namespace is the resource that creates (Namespace) or adopts (NamespacePatch, backend
+// namespaces) the namespace named ns.
+func (g *graph) namespace(ns string) *mockengine.Resource {
+	g.t.Helper()
+	for _, r := range append(g.ofType(typeNamespace), g.ofType(typeNamespacePatch)...) {
+		if r.Name == ns {
+			return r
+		}
+	}
+	g.t.Fatalf("no Namespace or NamespacePatch %s", ns)
+	return nil
+}
+
 // dependsOn reports whether a waits for b: directly or through other resources, where waiting
 // for a component means waiting for everything inside it.
 func (g *graph) dependsOn(a, b *mockengine.Resource) bool {

@@ -1,8 +1,12 @@
 package tests
 
 import (
+	"reflect"
+	"sort"
 	"strings"
 	"testing"
+
+	"github.com/ztedge/ztedge/stacks"
 )
 
 // The local stack is the Kubernetes half of the graph on an existing cluster: no AWS resource of
@@ -99,5 +103,33 @@ func TestLocalConfigErrors(t *testing.T) {
 	_, err := run(t, "dev", stackConfig(t, "dev", map[string]string{"aws:region": ""}))
 	if err == nil || !strings.Contains(err.Error(), "aws:region") {
 		t.Errorf("dev without aws:region: %v", err)
+	}
+}
+
+// TestProvidersForMatchesWhatEachStackRegisters: `ztedge` installs the provider plugins that
+// stacks.ProvidersFor names for a stack's platform (no AWS provider for the local stack, so it runs
+// offline); the list must be exactly the packages whose resources the program registers.
+func TestProvidersForMatchesWhatEachStackRegisters(t *testing.T) {
+	for _, stack := range []string{"dev", "prod", "local"} {
+		g := mustRun(t, stack)
+		used := map[string]bool{}
+		for _, r := range g.all {
+			pkg, _, _ := strings.Cut(strings.TrimPrefix(r.Type, "pulumi:providers:"), ":")
+			if pkg != stacks.Namespace && pkg != "pulumi" {
+				used[pkg] = true
+			}
+		}
+		var got []string
+		for p := range used {
+			got = append(got, p)
+		}
+		sort.Strings(got)
+		src, err := stacks.ReadStackFile(repoRoot(t), stack)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := stacks.ProvidersFor(stacks.PlatformOf(src)); !reflect.DeepEqual(got, want) {
+			t.Errorf("stack %s registers resources of %v; stacks.ProvidersFor says %v", stack, got, want)
+		}
 	}
 }

@@ -96,7 +96,7 @@ func TestDefaultDenyEverywhere(t *testing.T) {
 			if !deny || !allowDNS {
 				t.Errorf("namespace %s: default deny %v, DNS egress %v", ns, deny, allowDNS)
 			}
-			if !g.dependsOn(firstPolicyIn(g, ns), g.one(typeNamespace, ns)) {
+			if !g.dependsOn(firstPolicyIn(g, ns), g.namespace(ns)) {
 				t.Errorf("namespace %s: its policies do not wait for it", ns)
 			}
 		}

@@ -14,12 +14,13 @@ import (
 )
 
 const (
-	typePrivateKey = "tls:index/privateKey:PrivateKey"
-	typeSelfSigned = "tls:index/selfSignedCert:SelfSignedCert"
-	typeCertReq    = "tls:index/certRequest:CertRequest"
-	typeSigned     = "tls:index/locallySignedCert:LocallySignedCert"
-	typeSecret     = "kubernetes:core/v1:Secret"
-	typeNamespace  = "kubernetes:core/v1:Namespace"
+	typePrivateKey     = "tls:index/privateKey:PrivateKey"
+	typeSelfSigned     = "tls:index/selfSignedCert:SelfSignedCert"
+	typeCertReq        = "tls:index/certRequest:CertRequest"
+	typeSigned         = "tls:index/locallySignedCert:LocallySignedCert"
+	typeSecret         = "kubernetes:core/v1:Secret"
+	typeNamespace      = "kubernetes:core/v1:Namespace"
+	typeNamespacePatch = "kubernetes:core/v1:NamespacePatch"
 )
 
 // pkiIssued is what each stack file's PKI issues besides the CA: Ambassador's server certificate,
@@ -189,7 +190,7 @@ func TestPkiSecrets(t *testing.T) {
 			continue
 		}
 		ns := str(input(s, "metadata", "namespace"))
-		if !g.dependsOn(s, g.one(typeNamespace, ns)) {
+		if !g.dependsOn(s, g.namespace(ns)) {
 			t.Errorf("Secret %s does not wait for namespace %s", s.Name, ns)
 		}
 	}

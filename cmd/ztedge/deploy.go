@@ -56,13 +56,17 @@ func deployCommand(op operation) func(context.Context, []string, io.Writer, io.W
 		dir := fs.String("dir", "", "project directory with Pulumi.yaml (default: found upward from the working directory)")
 		verbose := fs.Bool("verbose", false, "print Pulumi's own progress output instead of ztedge's one-line-per-resource display")
 		diff := fs.Bool("diff", false, "with --verbose: show property-level diffs (preview, up)")
+		var expectNoChanges *bool
+		if op.name == opPreview.name || op.name == opUp.name {
+			expectNoChanges = fs.Bool("expect-no-changes", false, "fail if there is anything to change (a drift check, e.g. right after up)")
+		}
 		if err := parse(fs, args); err != nil {
 			return err
 		}
 		if err := requireStack(*stack); err != nil {
 			return err
 		}
-		o := stacks.AutoOptions{Dir: *dir, Diff: *diff}
+		o := stacks.AutoOptions{Dir: *dir, Diff: *diff, ExpectNoChanges: expectNoChanges != nil && *expectNoChanges}
 		display := newProgress(stdout, op.name, time.Now)
 		if *verbose {
 			o.Progress = stdout

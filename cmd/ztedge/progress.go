@@ -40,6 +40,23 @@ var pastTense = map[apitype.OpType]string{
 }
 
 // describe turns a URN into "Type name", e.g. "Vpc ztedge-dev".
+// doneVerb says what a finished step did to the object in the cluster or cloud. Deleting a
+// resource that is retained on delete, or a Kubernetes Patch resource, leaves the object in place.
+func doneVerb(m apitype.StepEventMetadata) string {
+	if m.Op == apitype.OpDelete {
+		switch {
+		case m.Old != nil && m.Old.RetainOnDelete:
+			return "retained (not deleted)"
+		case strings.HasPrefix(m.Type, "kubernetes:") && strings.HasSuffix(m.Type, "Patch"):
+			return "released (kept)"
+		}
+	}
+	if verb := pastTense[m.Op]; verb != "" {
+		return verb
+	}
+	return string(m.Op)
+}
+
 func describe(urn string) string {
 	u := resource.URN(urn)
 	if !u.IsValid() {
@@ -77,10 +94,7 @@ func (p *progress) event(ev events.EngineEvent) {
 		}
 		delete(p.inFlight, m.URN)
 		p.changed++
-		verb := pastTense[m.Op]
-		if verb == "" {
-			verb = string(m.Op)
-		}
+		verb := doneVerb(m)
 		fmt.Fprintf(p.w, "[%s] %-19s %s (%s)\n", p.elapsed(), verb, describe(m.URN), p.now().Sub(started).Round(time.Second))
 	case ev.ResOpFailedEvent != nil:
 		m := ev.ResOpFailedEvent.Metadata
