@@ -1,0 +1,303 @@
+//go:build e2e
+
+// Package e2e is the real-engine tier: the `local` stack deployed by a real Pulumi CLI and real
+// provider plugins to a real kube-apiserver (with etcd, the controller manager, the scheduler and
+// kwok faking a node), through both entry points users have: `ztedge` (the Automation API) and
+// `pulumi up` in the project. Run it with `make e2e` (e2e/run.sh builds and caches the tools).
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Bounds on each operation: a destroy that hangs on a finalizer or a Helm wait fails the test
+// instead of timing out the whole run.
+const (
+	upTimeout      = 6 * time.Minute
+	destroyTimeout = 4 * time.Minute
+)
+
+func TestLocalStackOnARealEngine(t *testing.T) {
+	bin, err := binariesFromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
+	defer cancel()
+	work := t.TempDir()
+	cp, err := startControlPlane(ctx, filepath.Join(work, "cluster"), bin, t.Logf)
+	if cp != nil {
+		defer cp.Stop()
+	}
+	if err != nil {
+		if cp != nil {
+			t.Log(cp.Logs(30))
+		}
+		t.Fatal(err)
+	}
+	defer func() {
+		if t.Failed() {
+			t.Log(cp.Logs(40))
+		}
+	}()
+	cluster, err := newClusterView(cp.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := cluster.snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("ztedge (Automation API)", func(t *testing.T) {
+		p := newProject(t, filepath.Join(work, "ztedge"), cp.Kubeconfig)
+		ztedge := p.build(t, "./cmd/ztedge")
+		run := func(timeout time.Duration, args ...string) string { return p.run(t, timeout, ztedge, args...) }
+
+		start := time.Now()
+		run(upTimeout, "up", "--stack", "local")
+		t.Logf("ztedge up (empty state): %s", time.Since(start).Round(time.Second))
+		start = time.Now()
+		run(upTimeout, "preview", "--stack", "local", "--expect-no-changes")
+		t.Logf("ztedge preview (no changes): %s", time.Since(start).Round(time.Second))
+
+		state := p.exportState(t, ztedge)
+		cluster.checkEveryFieldSurvived(ctx, t, state)
+		cluster.checkDeploymentsAvailable(ctx, t, state)
+		p.checkNoPlaintextKey(t)
+		out := run(time.Minute, "outputs", "--stack", "local")
+		for _, want := range []string{`"hostname"`, "edge.ztedge.localhost", "caCertificate"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("ztedge outputs does not show %s:\n%s", want, out)
+			}
+		}
+
+		// A config change (one more backend) updates in place: the CA and the signing keys stay.
+		keep := longLived(state)
+		p.addBackend(t, "inventory")
+		start = time.Now()
+		run(upTimeout, "up", "--stack", "local")
+		t.Logf("ztedge up (add a backend): %s", time.Since(start).Round(time.Second))
+		after := longLived(p.exportState(t, ztedge))
+		for urn, id := range keep {
+			if after[urn] != id {
+				t.Errorf("adding a backend replaced %s (%s → %s): clients and tokens would break", urn, id, after[urn])
+			}
+		}
+		if len(keep) == 0 {
+			t.Error("found no CA certificate or signing key in the state to compare")
+		}
+
+		start = time.Now()
+		out = run(destroyTimeout, "destroy", "--stack", "local")
+		t.Logf("ztedge destroy: %s", time.Since(start).Round(time.Second))
+		if regexp.MustCompile(`(?m)\bdeleted\s+NamespacePatch|\bdeleted\s+Namespace (orders|inventory)\b`).MatchString(out) {
+			t.Errorf("ztedge says it deleted a backend namespace, which it keeps:\n%s", out)
+		}
+		cluster.checkNothingLeft(ctx, t, before)
+
+		// The backend namespaces stayed; a second up adopts them.
+		start = time.Now()
+		run(upTimeout, "up", "--stack", "local")
+		t.Logf("ztedge up (after destroy): %s", time.Since(start).Round(time.Second))
+		run(destroyTimeout, "destroy", "--stack", "local")
+		cluster.checkNothingLeft(ctx, t, before)
+	})
+
+	t.Run("pulumi up (the CLI in the project)", func(t *testing.T) {
+		p := newProject(t, filepath.Join(work, "cli"), cp.Kubeconfig)
+		pulumi := func(timeout time.Duration, args ...string) string {
+			return p.run(t, timeout, "pulumi", append(args, "--stack", "local", "--non-interactive")...)
+		}
+		p.run(t, time.Minute, "pulumi", "stack", "init", "local", "--non-interactive")
+		start := time.Now()
+		pulumi(upTimeout, "up", "--yes", "--skip-preview")
+		t.Logf("pulumi up (empty state): %s", time.Since(start).Round(time.Second))
+		start = time.Now()
+		pulumi(upTimeout, "preview", "--expect-no-changes")
+		t.Logf("pulumi preview (no changes): %s", time.Since(start).Round(time.Second))
+		p.checkNoPlaintextKey(t)
+		start = time.Now()
+		pulumi(destroyTimeout, "destroy", "--yes", "--skip-preview")
+		t.Logf("pulumi destroy: %s", time.Since(start).Round(time.Second))
+		cluster.checkNothingLeft(ctx, t, before)
+	})
+}
+
+// project is a copy of the repository (the files git knows) with Pulumi.local.yaml pointed at the
+// test cluster and the local chart directory, and its own state backend.
+type project struct {
+	dir string
+	env []string
+}
+
+func newProject(t *testing.T, dir, kubeconfig string) *project {
+	t.Helper()
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := exec.Command("git", "-C", root, "ls-files", "-co", "--exclude-standard").Output()
+	if err != nil {
+		t.Fatalf("listing the repository's files: %v", err)
+	}
+	for _, f := range strings.Split(strings.TrimSpace(string(files)), "\n") {
+		data, err := os.ReadFile(filepath.Join(root, f))
+		if err != nil {
+			continue // deleted in the work tree
+		}
+		dst := filepath.Join(dir, f)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := &project{dir: dir}
+	p.editStack(t, func(cfg map[string]any) {
+		cfg["ztedge:kubeconfig"] = kubeconfig
+		cfg["ztedge:emissaryChartRepository"] = os.Getenv("E2E_CHARTS")
+	})
+	state := filepath.Join(dir, ".pulumi-state")
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	p.env = append(os.Environ(), "PULUMI_BACKEND_URL=file://"+state, "PULUMI_CONFIG_PASSPHRASE=e2e-passphrase",
+		"PULUMI_SKIP_UPDATE_CHECK=true", "NO_COLOR=1", "KUBECONFIG="+kubeconfig)
+	return p
+}
+
+func (p *project) editStack(t *testing.T, edit func(map[string]any)) {
+	t.Helper()
+	path := filepath.Join(p.dir, "Pulumi.local.yaml")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	cfg := doc["config"].(map[string]any)
+	edit(cfg)
+	out, err := yaml.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// addBackend adds a copy of the first backend under another name, namespace and prefix.
+func (p *project) addBackend(t *testing.T, name string) {
+	p.editStack(t, func(cfg map[string]any) {
+		backends := cfg["ztedge:backends"].([]any)
+		b := map[string]any{}
+		for k, v := range backends[0].(map[string]any) {
+			b[k] = v
+		}
+		b["name"], b["namespace"], b["prefix"] = name, name, "/api/"+name+"/"
+		cfg["ztedge:backends"] = append(backends, b)
+	})
+}
+
+func (p *project) build(t *testing.T, pkg string) string {
+	t.Helper()
+	out := filepath.Join(p.dir, "bin", filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = p.dir
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+	return out
+}
+
+// run runs a command in the project and fails the test (with its output) if it fails or takes
+// longer than timeout.
+func (p *project) run(t *testing.T, timeout time.Duration, name string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir, cmd.Env = p.dir, p.env
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("%s %s did not finish in %s:\n%s", filepath.Base(name), strings.Join(args, " "), timeout, out.String())
+	}
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, out.String())
+	}
+	return out.String()
+}
+
+// stateResource is one resource of `pulumi stack export`.
+type stateResource struct {
+	URN     string         `json:"urn"`
+	Type    string         `json:"type"`
+	ID      string         `json:"id"`
+	Inputs  map[string]any `json:"inputs"`
+	Outputs map[string]any `json:"outputs"`
+}
+
+func (p *project) exportState(t *testing.T, _ string) []stateResource {
+	t.Helper()
+	out := p.run(t, time.Minute, "pulumi", "stack", "export", "--stack", "local")
+	var doc struct {
+		Deployment struct {
+			Resources []stateResource `json:"resources"`
+		} `json:"deployment"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("pulumi stack export: %v", err)
+	}
+	return doc.Deployment.Resources
+}
+
+// longLived maps the URN of each CA certificate and private key (signing keys included) to its ID:
+// what must survive a configuration change.
+func longLived(state []stateResource) map[string]string {
+	out := map[string]string{}
+	for _, r := range state {
+		if r.Type == "tls:index/selfSignedCert:SelfSignedCert" || r.Type == "tls:index/privateKey:PrivateKey" {
+			out[r.URN] = r.ID
+		}
+	}
+	return out
+}
+
+// checkNoPlaintextKey: every private key in the state files is a Pulumi secret (ciphertext).
+func (p *project) checkNoPlaintextKey(t *testing.T) {
+	t.Helper()
+	err := filepath.Walk(filepath.Join(p.dir, ".pulumi-state"), func(path string, info os.FileInfo, err error) error {
+		if err != nil || info.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(data, []byte("PRIVATE KEY")) {
+			return fmt.Errorf("%s holds a private key in plain text", path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
+	}
+}
