@@ -1,5 +1,7 @@
 package stacks
 
+import "github.com/ztedge/ztedge/internal/release"
+
 // Key documents one configuration setting. The registry below is the single source of truth:
 // Load reads only keys listed here, a test checks that Pulumi.yaml declares exactly these keys with
 // the same type and default, and the README's configuration reference is generated from it.
@@ -99,7 +101,7 @@ var Keys = []Key{
 	{Name: "redisImage", Type: "string", Default: "redis:7.4.2-alpine", Group: "ambassador", Description: "Redis image backing the rate-limit server, pinned."},
 
 	// jwt-auth.
-	{Name: "authImage", Type: "string", Default: "ghcr.io/ztedge/jwt-auth:0.1.0", Group: "auth", Description: "jwt-auth container image (build with `make jwt-auth-image`, push to your registry)."},
+	{Name: "authImage", Type: "string", Default: release.AuthImage, Group: "auth", Description: "jwt-auth container image. Default: the image this ztedge release published (.github/workflows/release.yml; signed with cosign, SBOM attached). For a local build: `make jwt-auth-oci` (docs/operate.md)."},
 	{Name: "authReplicas", Type: "integer", Default: 2, Group: "auth", Description: "jwt-auth replicas."},
 	{Name: "tokenTtl", Type: "string", Default: "10m", Group: "auth", Description: "Lifetime of minted JWTs: 5m to 15m."},
 	{Name: "authSigningKeyIds", Type: "array", Default: []any{"k1"}, Group: "auth", Description: "IDs of jwt-auth's signing keys (ECDSA P-256, generated), oldest first and in ascending order: the last signs, all verify. Rotate: append a greater ID (k2), pulumi up, wait tokenTtl plus 2 minutes, remove the old ID, pulumi up. Never reuse an ID."},
