@@ -6,7 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ztedge/ztedge/internal/crdschema"
 	"github.com/ztedge/ztedge/internal/upstream"
+	"github.com/ztedge/ztedge/stacks"
 )
 
 // TestUpstreamCopies checks every byte-for-byte copy of an upstream file in the repository: each
@@ -52,5 +54,32 @@ func TestUpstreamCopies(t *testing.T) {
 				t.Error(err)
 			}
 		})
+	}
+}
+
+// The pinned copies are those of the versions the program installs by default: the CRDs the
+// schema check uses are the emissary-crds-chart of the emissaryVersion default, and the controller
+// chart values those of the albControllerChartVersion default.
+func TestPinnedCopiesMatchTheDefaults(t *testing.T) {
+	defaults := map[string]any{}
+	for _, k := range stacks.Keys {
+		defaults[k.Name] = k.Default
+	}
+	if defaults["emissaryVersion"] != crdschema.EmissaryVersion {
+		t.Errorf("emissaryVersion defaults to %v but the schema check uses the %s CRDs (internal/crdschema)", defaults["emissaryVersion"], crdschema.EmissaryVersion)
+	}
+	root := repoRoot(t)
+	for dir, want := range map[string]upstream.Pin{
+		"tests/testdata/charts/emissary-ingress-" + crdschema.EmissaryVersion:                              {Repo: "emissary-ingress/emissary", Tag: "v" + crdschema.EmissaryVersion},
+		"tests/testdata/charts/aws-load-balancer-controller-" + str(defaults["albControllerChartVersion"]): {Repo: "kubernetes-sigs/aws-load-balancer-controller", Tag: "v" + str(defaults["albControllerChartVersion"])},
+	} {
+		pin, err := upstream.Pinned(filepath.Join(root, dir), "values.yaml")
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		if pin.Repo != want.Repo || pin.Tag != want.Tag {
+			t.Errorf("%s/values.yaml is pinned to %s %s, want %s %s", dir, pin.Repo, pin.Tag, want.Repo, want.Tag)
+		}
 	}
 }
