@@ -6,16 +6,23 @@ BIN ?= bin
 
 # --- jwt-auth (internal/jwtauth, cmd/jwt-auth; docs/jwt-auth.md) ---------
 
-JWT_AUTH_IMAGE ?= ztedge/jwt-auth
+JWT_AUTH_IMAGE ?= ghcr.io/ztedge/jwt-auth
 JWT_AUTH_TAG   ?= dev
 
-.PHONY: jwt-auth jwt-auth-image bench-auth load-auth
+.PHONY: jwt-auth jwt-auth-oci jwt-auth-image bench-auth load-auth
 
 # Static binary, built the way the image builds it.
 jwt-auth:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/jwt-auth ./cmd/jwt-auth
 
-# Needs Docker (BuildKit); the build context is the repository root.
+# The image as the release builds it (internal/ociimage), no Docker needed:
+# $(BIN)/jwt-auth-oci, an OCI layout for linux/amd64 and linux/arm64, and
+# $(BIN)/jwt-auth.tar, a docker-archive of this machine's platform tagged
+# $(JWT_AUTH_IMAGE):$(JWT_AUTH_TAG), for kind load image-archive / k3d image import.
+jwt-auth-oci:
+	$(GO) run ./cmd/imagebuild -out $(BIN)/jwt-auth-oci -tarball $(BIN)/jwt-auth.tar -ref $(JWT_AUTH_IMAGE):$(JWT_AUTH_TAG)
+
+# Needs Docker (BuildKit); the build context is the repository root. Same recipe.
 jwt-auth-image:
 	docker build -f cmd/jwt-auth/Dockerfile -t $(JWT_AUTH_IMAGE):$(JWT_AUTH_TAG) .
 

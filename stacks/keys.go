@@ -1,5 +1,7 @@
 package stacks
 
+import "github.com/ztedge/ztedge/internal/release"
+
 // Key documents one configuration setting. The registry below is the single source of truth:
 // Load reads only keys listed here, a test checks that Pulumi.yaml declares exactly these keys with
 // the same type and default, and the README's configuration reference is generated from it.
@@ -62,7 +64,7 @@ var Keys = []Key{
 
 	// Cluster.
 	{Name: "clusterName", Type: "string", Default: "", Group: "cluster", Description: "EKS cluster name. Default: ztedge-<stack>."},
-	{Name: "kubernetesVersion", Type: "string", Default: "1.33", Group: "cluster", Description: "Kubernetes minor version of the control plane and nodes (pinned; see README for the supported list)."},
+	{Name: "kubernetesVersion", Type: "string", Default: "1.35", Group: "cluster", Description: "Kubernetes minor version of the control plane and nodes: 1.34, 1.35 or 1.36, the EKS versions in standard support (see README, Kubernetes versions)."},
 	{Name: "nodeInstanceTypes", Type: "array", Default: []any{"t3.large"}, Group: "cluster", Description: "Instance types of the managed node group; all of one architecture (x86_64 or Graviton)."},
 	{Name: "nodeCapacityType", Type: "string", Default: "ON_DEMAND", Group: "cluster", Description: "ON_DEMAND or SPOT."},
 	{Name: "nodeMinSize", Type: "integer", Default: 2, Group: "cluster", Description: "Minimum node count."},
@@ -105,7 +107,7 @@ var Keys = []Key{
 	{Name: "redisImage", Type: "string", Default: "redis:7.4.2-alpine", Group: "ambassador", Description: "Redis image backing the rate-limit server, pinned."},
 
 	// jwt-auth.
-	{Name: "authImage", Type: "string", Default: "ghcr.io/ztedge/jwt-auth:0.1.0", Group: "auth", Description: "jwt-auth container image (build with `make jwt-auth-image`, push to your registry)."},
+	{Name: "authImage", Type: "string", Default: release.AuthImage, Group: "auth", Description: "jwt-auth container image. Default: the image this ztedge release published (.github/workflows/release.yml; signed with cosign, SBOM attached). For a local build: `make jwt-auth-oci` (docs/operate.md)."},
 	{Name: "authReplicas", Type: "integer", Default: 2, Group: "auth", Description: "jwt-auth replicas."},
 	{Name: "tokenTtl", Type: "string", Default: "10m", Group: "auth", Description: "Lifetime of minted JWTs: 5m to 15m."},
 	{Name: "authSigningKeyIds", Type: "array", Default: []any{"k1"}, Group: "auth", Description: "IDs of jwt-auth's signing keys (ECDSA P-256, generated), oldest first and in ascending order: the last signs, all verify. Rotate: append a greater ID (k2), pulumi up, wait tokenTtl plus 2 minutes, remove the old ID, pulumi up. Never reuse an ID."},

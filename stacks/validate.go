@@ -10,9 +10,19 @@ import (
 	"github.com/ztedge/ztedge/components"
 )
 
-// SupportedKubernetesVersions are the EKS minor versions ztedge is tested against.
-// Keep the list short: every version here must have an AL2023 EKS-optimized AMI.
-var SupportedKubernetesVersions = []string{"1.31", "1.32", "1.33", "1.34"}
+// SupportedKubernetesVersions are the EKS minor versions in standard support, the only ones ztedge
+// accepts: a version past its end of standard support costs extended-support fees per cluster
+// hour, and past its end of extended support it can no longer be created.
+//
+// Source: the Amazon EKS Kubernetes release calendar,
+// https://docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html#kubernetes-release-calendar
+// and the release notes, https://docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions-standard.html
+// ("Kubernetes 1.36 is now available in Amazon EKS"). As of 2026-11-30: 1.33 left standard support
+// on 2026-07-29; 1.34 leaves it on 2026-12-02; 1.35 and 1.36 are in standard support.
+// Revisit on 2026-12-02 (drop 1.34) and whenever EKS releases a new minor version (about every
+// four months). Every version here must have AL2023 EKS-optimized AMIs (the node group names an
+// AL2023 AMI type and EKS picks the AMI release for the cluster version; AL2 has none after 1.32).
+var SupportedKubernetesVersions = []string{"1.34", "1.35", "1.36"}
 
 var (
 	// RFC 1123 hostname: labels of letters, digits and hyphens, at least two labels.

@@ -19,16 +19,16 @@ const (
 	typeConfigFile = "kubernetes:yaml/v2:ConfigFile"
 )
 
-// The chart values files the tests check keys against. None is the exact pinned chart: the
-// charts are only on ghcr.io / app.getambassador.io, which are not reachable offline. Each
-// directory's SOURCE.md says where the file comes from.
-//   - emissary-ingress: the 4.x line's values.yaml.in (identical to the 3.10.0 chart in the
-//     emissary Go module); the 4.1.0 release renders it by replacing @imageRepo@ and @version@.
-//   - emissary-crds-chart: a 4.x values.yaml (enableLegacyVersions defaults to false).
-//   - edge-stack: 8.10.1-rc.1; its emissary-ingress subchart is the emissary chart above.
+// The chart values files the tests check keys against: the values.yaml of each pinned chart,
+// byte for byte (each directory's SOURCE.md names the repository, tag and path, and its sha256,
+// which TestUpstreamCopies checks).
+//   - emissary-ingress 4.1.0 and emissary-crds-chart 4.1.0: charts/*/values.yaml at
+//     emissary-ingress/emissary v4.1.0 (the CRD chart is kept whole in internal/crdschema).
+//   - edge-stack: 8.10.1-rc.1, the newest found offline (not the exact version a stack pins);
+//     its emissary-ingress subchart is checked against the emissary chart above.
 const (
-	emissaryValuesFile  = "tests/testdata/charts/emissary-ingress-3.10-template/values.yaml"
-	crdsValuesFile      = "tests/testdata/charts/emissary-crds-chart-4.x/values.yaml"
+	emissaryValuesFile  = "tests/testdata/charts/emissary-ingress-4.1.0/values.yaml"
+	crdsValuesFile      = "internal/crdschema/emissary/values.yaml" // the CRD chart crdschema renders
 	edgeStackValuesFile = "tests/testdata/charts/edge-stack-8.10.1-rc.1/values.yaml"
 )
 
@@ -38,8 +38,6 @@ func loadChart(t *testing.T, file string) *chartvalues.Chart {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// What the release build substitutes (values.yaml.in only); the values do not matter here.
-	b = []byte(strings.NewReplacer("@imageRepo@", "ghcr.io/emissary-ingress/emissary", "@version@", "4.1.0").Replace(string(b)))
 	c, err := chartvalues.ParseChart(b, nil)
 	if err != nil {
 		t.Fatal(err)

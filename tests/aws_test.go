@@ -9,8 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ztedge/ztedge/components"
 	"github.com/ztedge/ztedge/internal/chartvalues"
 	"github.com/ztedge/ztedge/internal/mockengine"
+	"github.com/ztedge/ztedge/internal/upstream"
 )
 
 var stackFiles = []string{"dev", "prod"}
@@ -136,8 +138,30 @@ func TestAlbControllerPolicyIsTheEmbeddedFile(t *testing.T) {
 	jsonEqual(t, "policy", got, string(file)) // and it is JSON
 }
 
+// The embedded policy is the one released with the controller the chart runs: the file is pinned
+// in components/assets/SOURCE.md to kubernetes-sigs/aws-load-balancer-controller's
+// docs/install/iam_policy.json at the app version's tag.
+func TestAlbControllerPolicyIsUpstream(t *testing.T) {
+	dir := filepath.Join(repoRoot(t), "components", "assets")
+	if err := upstream.Verify(dir); err != nil {
+		t.Fatal(err)
+	}
+	for chart, app := range map[string]string{"3.5.0": "v3.5.0"} {
+		pin, err := upstream.Pinned(dir, "aws-load-balancer-controller-iam-policy-"+app+".json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pin.Repo != "kubernetes-sigs/aws-load-balancer-controller" || pin.Tag != app || pin.Path != "docs/install/iam_policy.json" {
+			t.Errorf("chart %s: the policy is pinned to %s %s:%s, want the controller's docs/install/iam_policy.json at %s", chart, pin.Repo, pin.Tag, pin.Path, app)
+		}
+		if _, err := components.AlbControllerPolicy(chart); err != nil {
+			t.Errorf("chart %s: %v", chart, err)
+		}
+	}
+}
+
 func TestAlbControllerRelease(t *testing.T) {
-	defaults, err := chartvalues.LoadDefaults(filepath.Join(repoRoot(t), "tests/testdata/charts/aws-load-balancer-controller-v3.4.2-line/values.yaml"))
+	defaults, err := chartvalues.LoadDefaults(filepath.Join(repoRoot(t), "tests/testdata/charts/aws-load-balancer-controller-3.5.0/values.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +270,7 @@ func TestClusterHardening(t *testing.T) {
 			c := g.one("eks:index:Cluster")
 			for k, want := range map[string]any{
 				"skipDefaultNodeGroup": true, "authenticationMode": "API", "createOidcProvider": true,
-				"endpointPrivateAccess": true, "endpointPublicAccess": true, "version": "1.33",
+				"endpointPrivateAccess": true, "endpointPublicAccess": true, "version": "1.35",
 			} {
 				if got := input(c, k); got != want {
 					t.Errorf("cluster %s = %v, want %v", k, got, want)

@@ -23,11 +23,7 @@ const (
 // ambassadorSchemas validates against Emissary's CRDs plus the Edge Stack RateLimit CRD.
 func ambassadorSchemas(t *testing.T) *crdschema.Validator {
 	t.Helper()
-	emissary, err := crdschema.EmissaryCRDPath()
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := crdschema.Load(emissary, filepath.Join(repoRoot(t), aesRateLimitCRD))
+	v, err := crdschema.LoadEmissary(filepath.Join(repoRoot(t), aesRateLimitCRD))
 	if err != nil {
 		t.Fatal(err)
 	}

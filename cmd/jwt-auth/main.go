@@ -35,6 +35,9 @@ import (
 
 func main() {
 	if err := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return // -h/--help: the usage was printed; asking for it is not an error
+		}
 		fmt.Fprintln(os.Stderr, "jwt-auth:", err)
 		os.Exit(1)
 	}

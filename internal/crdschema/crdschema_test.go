@@ -2,15 +2,18 @@ package crdschema
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"text/template"
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/ztedge/ztedge/internal/upstream"
 )
 
 func emissary(t *testing.T) *Validator {
@@ -100,9 +103,8 @@ func TestLoadEmissary(t *testing.T) {
 			t.Errorf("ServedVersions(%s) = %v, want it to include getambassador.io/v3alpha1", k, v.ServedVersions(k))
 		}
 	}
-	// Emissary 3.10 stores Host in v2 and serves v3alpha1 through its
-	// conversion webhook; Listener exists only as v3alpha1.
-	if got := v.StorageVersion("Host"); got != "getambassador.io/v2" {
+	// The 4.x CRD chart, by default, installs only v3alpha1 and stores it.
+	if got := v.StorageVersion("Host"); got != "getambassador.io/v3alpha1" {
 		t.Errorf("StorageVersion(Host) = %q", got)
 	}
 	if got := v.ServedVersions("Listener"); !slices.Equal(got, []string{"getambassador.io/v3alpha1"}) {
@@ -151,12 +153,12 @@ func TestUnknownFieldIsReported(t *testing.T) {
 	spec["tls"].(map[string]any)["caSecret"] = "client-ca"
 	expect(t, emissary(t).Validate(host(spec)), ReasonUnknownField, "spec.tls.caSecret")
 
-	// The cluster's v2 schemas preserve unknown fields under spec, so a v2
-	// object is not pruned (and cannot be checked for typos): emit v3alpha1.
+	// The 4.x CRD chart does not serve v2 by default (enableLegacyVersions:
+	// false): a v2 object is refused outright, whatever its fields.
 	obj := host(map[string]any{"hostname": "edge.example.com", "authentication": map[string]any{}})
 	obj["apiVersion"] = "getambassador.io/v2"
-	if errs := emissary(t).Validate(obj); len(errs) > 0 {
-		t.Errorf("v2 Host:\n%s", join(errs))
+	if errs := emissary(t).Validate(obj); len(errs) != 1 || !strings.Contains(errs[0].Error(), "no CRD serves getambassador.io/v2 Host") {
+		t.Errorf("v2 Host: want it refused as not served, got:\n%s", join(errs))
 	}
 }
 
@@ -402,83 +404,89 @@ func TestLoadRejectsBadCRDs(t *testing.T) {
 	}
 }
 
-func TestExplicitPathFromEnv(t *testing.T) {
-	p := writeFile(t, "crds.yaml", testCRD)
-	t.Setenv(EnvEmissaryCRDs, p)
-	got, err := EmissaryCRDPath()
-	if err != nil || got != p {
-		t.Fatalf("EmissaryCRDPath() = %q, %v; want %q", got, err, p)
+// The chart sources are the upstream files, byte for byte (emissary/SOURCE.md).
+func TestEmissaryChartIsPinned(t *testing.T) {
+	if err := upstream.Verify("emissary"); err != nil {
+		t.Fatal(err)
 	}
-	t.Setenv(EnvEmissaryCRDs, filepath.Join(t.TempDir(), "missing.yaml"))
-	if _, err := EmissaryCRDPath(); err == nil {
-		t.Error("a missing $ZTEDGE_EMISSARY_CRDS was accepted")
-	}
-}
-
-// Emissary ships two CRD files. LoadEmissary uses the manifest applied to
-// clusters; the internal-validator crds.yaml must have the same v3alpha1
-// schemas (what ztedge emits), and its v1/v2 schemas are not structural.
-func TestEmissaryCRDFilesAgreeOnV3alpha1(t *testing.T) {
-	if os.Getenv(EnvEmissaryCRDs) != "" {
-		t.Skipf("%s is set; the module's files are not used", EnvEmissaryCRDs)
-	}
-	manifest, err := EmissaryCRDPath()
+	pins, err := upstream.Pins("emissary")
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := strings.TrimSuffix(filepath.ToSlash(manifest), EmissaryCRDsFile)
-	internal := filepath.FromSlash(dir + EmissaryInternalCRDsFile)
-
-	v3 := func(path string) map[string]any {
-		t.Helper()
-		data, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
+	embedded, _ := fs.Glob(emissaryChart, "emissary/templates/*.yaml")
+	embedded = append(embedded, "emissary/values.yaml")
+	pinned := map[string]bool{}
+	for _, p := range pins {
+		pinned["emissary/"+p.File] = true
+		if p.Repo != "emissary-ingress/emissary" || p.Tag != "v"+EmissaryVersion || p.Path != "charts/emissary-crds/"+p.File {
+			t.Errorf("%s is pinned to %s %s:%s, want emissary-ingress/emissary v%s:charts/emissary-crds/%s", p.File, p.Repo, p.Tag, p.Path, EmissaryVersion, p.File)
 		}
-		out := map[string]any{}
-		for _, doc := range strings.Split(string(data), "\n---\n") {
-			var crd struct {
-				Kind     string
-				Metadata struct{ Name string }
-				Spec     struct {
-					Versions []struct {
-						Name   string
-						Schema any
-					}
-				}
-			}
-			if err := yaml.Unmarshal([]byte(doc), &crd); err != nil {
-				t.Fatalf("%s: %v", path, err)
-			}
-			for _, ver := range crd.Spec.Versions {
-				if crd.Kind == "CustomResourceDefinition" && ver.Name == "v3alpha1" {
-					out[crd.Metadata.Name] = ver.Schema
-				}
-			}
+	}
+	for _, f := range embedded {
+		if !pinned[f] {
+			t.Errorf("%s is embedded but not pinned in emissary/SOURCE.md", f)
 		}
-		return out
-	}
-	a, b := v3(manifest), v3(internal)
-	if len(a) != 14 || !reflect.DeepEqual(a, b) {
-		t.Errorf("v3alpha1 schemas differ between %s (%d CRDs) and %s (%d CRDs)", manifest, len(a), internal, len(b))
-	}
-	if _, err := Load(internal); err == nil || !strings.Contains(err.Error(), "not structural") {
-		t.Errorf("Load(%s) = %v, want a non-structural schema error", internal, err)
 	}
 }
 
-func TestMissingModuleIsExplained(t *testing.T) {
-	t.Setenv(EnvEmissaryCRDs, "")
-	t.Setenv("GOMODCACHE", t.TempDir()) // empty: forces go mod download
-	t.Setenv("GOPROXY", "off")          // which then cannot download
-	_, err := EmissaryCRDPath()
-	if err == nil {
-		t.Fatal("EmissaryCRDPath succeeded without a module cache or proxy")
+// What the chart installs by default: the 14 CRDs, v3alpha1 only (served and stored), no
+// conversion webhook and no apiext Deployment; nothing left unrendered.
+func TestRenderEmissaryCRDs(t *testing.T) {
+	out, err := RenderEmissaryCRDs("emissary")
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Log(err)
-	for _, want := range []string{EnvEmissaryCRDs, "go mod download", EmissaryModule} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error %q does not mention %q", err, want)
+	if strings.Contains(string(out), "{{") {
+		t.Error("rendered CRDs still hold template actions")
+	}
+	docs := 0
+	for _, doc := range strings.Split(string(out), "\n---\n") {
+		var crd struct {
+			Kind     string
+			Metadata struct {
+				Name   string
+				Labels map[string]string
+			}
+			Spec struct {
+				Conversion any
+				Versions   []struct {
+					Name            string
+					Served, Storage bool
+				}
+			}
 		}
+		if err := yaml.Unmarshal([]byte(doc), &crd); err != nil {
+			t.Fatal(err)
+		}
+		if crd.Kind == "" {
+			continue
+		}
+		docs++
+		if crd.Kind != "CustomResourceDefinition" {
+			t.Errorf("rendered a %s", crd.Kind)
+			continue
+		}
+		if got := crd.Metadata.Labels["helm.sh/chart"]; got != "emissary-crds-chart-"+EmissaryVersion {
+			t.Errorf("%s: helm.sh/chart label %q", crd.Metadata.Name, got)
+		}
+		if crd.Spec.Conversion != nil || len(crd.Spec.Versions) != 1 || crd.Spec.Versions[0].Name != "v3alpha1" || !crd.Spec.Versions[0].Served || !crd.Spec.Versions[0].Storage {
+			t.Errorf("%s: conversion %v, versions %+v; want v3alpha1 only, served and stored", crd.Metadata.Name, crd.Spec.Conversion, crd.Spec.Versions)
+		}
+	}
+	if docs != 14 {
+		t.Errorf("rendered %d documents, want the 14 CRDs", docs)
+	}
+	again, _ := RenderEmissaryCRDs("emissary")
+	if string(again) != string(out) {
+		t.Error("rendering is not deterministic")
+	}
+}
+
+// A template function the renderer does not provide fails loudly instead of rendering wrongly
+// (text/template refuses undefined functions at parse time).
+func TestRenderRefusesUnknownFunctions(t *testing.T) {
+	_, err := template.New("x").Funcs(template.FuncMap{"include": func(string, any) string { return "" }}).Parse(`{{ .Values.x | quote }}`)
+	if err == nil || !strings.Contains(err.Error(), "quote") {
+		t.Errorf("parse with an unknown function: %v", err)
 	}
 }

@@ -43,34 +43,19 @@
 //
 // # Where the schemas come from
 //
-// [LoadEmissary] reads the CRDs shipped in the Go module
-// github.com/emissary-ingress/emissary/v3 at EmissaryVersion (v3.10.0). It
-// uses manifests/emissary/emissary-crds.yaml.in, the manifest Emissary's
-// release applies to clusters (14 CRDs, apiextensions.k8s.io/v1, plus the
-// apiext Deployment and RBAC, which are skipped), because that is what the
-// API server prunes with. The module also has
-// pkg/api/getambassador.io/crds.yaml: its v3alpha1 schemas are identical
-// (a test checks this), but it is the "internal-validator" variant whose
-// v1/v2 schemas use oneOf type unions, are not structural, and would be
-// refused by an API server (Load refuses them too). In the cluster manifest
-// those union fields are left out and their v1/v2 specs preserve unknown
-// fields, so only v3alpha1 objects get unknown-field checking: emit
-// v3alpha1.
+// [LoadEmissary] uses the CRDs of the emissary-crds-chart at EmissaryVersion
+// (4.1.0), the chart ztedge installs. The chart's values.yaml and templates
+// are embedded byte for byte from the v4.1.0 tag of emissary-ingress/emissary
+// (emissary/SOURCE.md pins each file's sha256) and rendered with the default
+// values by [RenderEmissaryCRDs], as `helm template` would: 14 CRDs,
+// apiextensions.k8s.io/v1, each with the single version v3alpha1 (served and
+// stored; the legacy v2/v1 versions and their conversion webhook are off by
+// default in 4.x). Every v3alpha1 schema is structural, so every object gets
+// unknown-field checking. Nothing is downloaded: the tests run offline.
 //
-// That module is deliberately not a dependency in go.mod (its dependency
-// graph would disturb ours); it is found at run time, in this order:
-//
-//  1. the file named by the environment variable ZTEDGE_EMISSARY_CRDS, if set;
-//  2. $(go env GOMODCACHE)/github.com/emissary-ingress/emissary/v3@v3.10.0/manifests/emissary/emissary-crds.yaml.in;
-//  3. otherwise `go mod download -json github.com/emissary-ingress/emissary/v3@v3.10.0`
-//     is run (in the temp dir with GOWORK=off, so go.mod and go.sum are not
-//     touched; the download is checked against the checksum database as
-//     usual) and the file is read from the Dir it reports.
-//
-// A fresh machine therefore needs the go command and the Go module proxy
-// (about 8 MB, once); no other setup. [Load] reads any CRD YAML files (for
-// example a reviewed schema file for AES-only kinds such as Filter), and
-// several files can be combined in one Validator.
+// [Load] reads any CRD YAML files (for example a reviewed schema file for
+// AES-only kinds such as RateLimit), and LoadEmissary accepts such files to
+// combine with Emissary's CRDs in one Validator.
 //
 // Parsed validators are cached per process, keyed by the files' absolute
 // paths, so calling LoadEmissary from many tests is cheap.

@@ -55,17 +55,6 @@ var (
 	cache   = map[string]*Validator{}
 )
 
-// LoadEmissary returns a Validator for the CRDs of Emissary-ingress
-// EmissaryVersion (see EmissaryCRDPath for how the file is found). The
-// result is cached for the life of the process.
-func LoadEmissary() (*Validator, error) {
-	p, err := EmissaryCRDPath()
-	if err != nil {
-		return nil, err
-	}
-	return Load(p)
-}
-
 // Load returns a Validator for every apiextensions.k8s.io/v1
 // CustomResourceDefinition in the given YAML files (multi-document YAML or
 // JSON; documents of other kinds are skipped). Each CRD must be one the API
@@ -77,6 +66,12 @@ func Load(files ...string) (*Validator, error) {
 	if len(files) == 0 {
 		return nil, errors.New("crdschema.Load: no files given")
 	}
+	return loadCached("", nil, files...)
+}
+
+// loadCached builds a Validator from base (if not nil, under the cache key
+// baseKey) and the files, or returns the one built before.
+func loadCached(baseKey string, base func(*Validator) error, files ...string) (*Validator, error) {
 	abs := make([]string, len(files))
 	for i, f := range files {
 		a, err := filepath.Abs(f)
@@ -85,7 +80,7 @@ func Load(files ...string) (*Validator, error) {
 		}
 		abs[i] = a
 	}
-	key := strings.Join(abs, "\x00")
+	key := strings.Join(append([]string{baseKey}, abs...), "\x00")
 
 	cacheMu.Lock()
 	defer cacheMu.Unlock()
@@ -93,6 +88,11 @@ func Load(files ...string) (*Validator, error) {
 		return v, nil
 	}
 	v := &Validator{crds: map[schema.GroupKind]*crdInfo{}}
+	if base != nil {
+		if err := base(v); err != nil {
+			return nil, err
+		}
+	}
 	for _, f := range abs {
 		data, err := os.ReadFile(f)
 		if err != nil {
