@@ -121,17 +121,20 @@ func ValidateSigningKeyIDs(kids []string) error {
 	return nil
 }
 
-// AuthClientCertHeaders is jwt-auth's --client-cert-headers: believe only the header that
-// something in front of it verified and set, so a client cannot forge one ("" turns client
-// certificates off). Envoy terminating the client's TLS verifies the certificate and replaces any
-// X-Forwarded-Client-Cert (SANITIZE_SET); an ALB sets X-Amzn-Mtls-Clientcert*. Without either (mode
-// off, or an ALB mode on a cluster with no ALB) nobody vouches for a certificate header.
+// AuthClientCertHeaders is jwt-auth's --client-cert-headers: the one certificate header that
+// something in front of it verified and set ("" turns client certificates off); jwt-auth refuses a
+// request carrying any other, because only the client can have sent it. Envoy terminating the
+// client's TLS replaces any X-Forwarded-Client-Cert (SANITIZE_SET); an ALB sets only
+// X-Amzn-Mtls-Clientcert in passthrough and only the X-Amzn-Mtls-Clientcert-Leaf family in verify
+// mode. Without either (mode off, or an ALB mode on a cluster with no ALB) nobody vouches for one.
 func AuthClientCertHeaders(clientAuth string, behindALB bool) string {
 	switch {
 	case EnvoyTerminatesTLS(clientAuth):
 		return jwtauth.CertHeadersXFCC
-	case behindALB && clientAuth != ClientAuthOff:
-		return jwtauth.CertHeadersALB
+	case behindALB && clientAuth == ClientAuthALBPassthrough:
+		return jwtauth.CertHeadersALBPassthrough
+	case behindALB && clientAuth == ClientAuthALBVerify:
+		return jwtauth.CertHeadersALBVerify
 	default:
 		return ""
 	}

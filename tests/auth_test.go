@@ -75,15 +75,18 @@ func authBehindALB(cfg *stacks.Config) bool {
 
 // authCertHeaders is the one client-certificate header jwt-auth may believe, or "" when nothing in
 // front of it verifies a certificate and overwrites the header: Envoy's XFCC when Envoy terminates
-// the client's TLS (nlb-passthrough), the ALB's headers behind an ALB with mutual TLS on.
+// the client's TLS (nlb-passthrough), behind an ALB the one header its mTLS mode sets: the chain in
+// passthrough, the leaf in verify (believing both let a client add the one the ALB did not set).
 func authCertHeaders(cfg *stacks.Config) string {
 	switch {
 	case len(cfg.Edge.TrustedClients) == 0:
 		return ""
 	case cfg.Edge.ClientAuth == components.ClientAuthNLBPassthrough:
 		return "xfcc"
-	case authBehindALB(cfg) && cfg.Edge.ClientAuth != components.ClientAuthOff:
-		return "alb"
+	case authBehindALB(cfg) && cfg.Edge.ClientAuth == components.ClientAuthALBPassthrough:
+		return "alb-passthrough"
+	case authBehindALB(cfg) && cfg.Edge.ClientAuth == components.ClientAuthALBVerify:
+		return "alb-verify"
 	}
 	return ""
 }

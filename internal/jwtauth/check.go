@@ -15,7 +15,7 @@ const (
 	reasonUntrustedCert     = "untrusted_client_cert"
 	reasonExpiredCert       = "expired_client_cert"
 	reasonClientNotAllowed  = "client_not_allowed"
-	reasonAmbiguousCert     = "ambiguous_client_cert"
+	reasonForeignCertHeader = "foreign_client_cert_header"
 	reasonAllowToken        = "token"
 	reasonAllowClientCert   = "client_cert"
 	checkPrefix             = "/auth"
@@ -103,6 +103,11 @@ type decision struct {
 func (s *Server) decide(r *http.Request) decision {
 	d := decision{}
 	var reason string
+	if s.certs != nil && s.certs.foreignHeader(r.Header) {
+		// Whatever else it carries, a request with a certificate header
+		// our edge never sets is forged.
+		return decision{status: http.StatusUnauthorized, reason: reasonForeignCertHeader}
+	}
 	authz := r.Header.Get("Authorization")
 	if tok, isBearer := bearerToken(authz); isBearer {
 		if tok == "" {

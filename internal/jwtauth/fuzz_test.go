@@ -133,6 +133,14 @@ func FuzzForwardedCert(f *testing.F) {
 	f.Add(albEncode(certPEM(good, e.ca.cert)), "")
 	f.Add(url.QueryEscape(certPEM(good)), "")
 	f.Add("", `Hash=x;Cert="`+url.QueryEscape(certPEM(good))+`";Chain="`+url.QueryEscape(certPEM(good, e.ca.cert))+`"`)
+	// The ALB value goes in the passthrough header: each mode sees it and
+	// XFCC, one of them foreign.
+	var modes []*certAuth
+	for _, m := range []string{CertHeadersALBPassthrough, CertHeadersXFCC} {
+		c := *e.srv.certs
+		c.mode, c.cache = certModes[m], newTTLCache[certResult](100)
+		modes = append(modes, &c)
+	}
 	f.Fuzz(func(t *testing.T, alb, xfcc string) {
 		h := http.Header{}
 		if alb != "" {
@@ -141,15 +149,20 @@ func FuzzForwardedCert(f *testing.F) {
 		if xfcc != "" {
 			h.Set(headerXFCC, xfcc)
 		}
-		p, _, reason := e.srv.certs.authenticate(h)
-		if p == nil {
-			if !slices.Contains(denyReasons, reason) {
-				t.Fatalf("unknown reason %q", reason)
+		for _, mode := range modes {
+			p, _, reason := mode.authenticate(h)
+			if p == nil {
+				if !slices.Contains(denyReasons, reason) {
+					t.Fatalf("unknown reason %q", reason)
+				}
+				continue
 			}
-			return
-		}
-		if p.id != "payments" || p.certSubject != good.Subject.String() {
-			t.Fatalf("identity %+v", p)
+			if p.id != "payments" || p.certSubject != good.Subject.String() {
+				t.Fatalf("identity %+v", p)
+			}
+			if alb != "" && xfcc != "" {
+				t.Fatalf("%s mode accepted a request with both headers", mode.mode.header)
+			}
 		}
 	})
 }

@@ -252,6 +252,7 @@ func newEnv(t testing.TB, mutate func(*Config)) *env {
 		UsersFile:         users,
 		ClientsFile:       clients,
 		ClientCAFile:      caFile,
+		ClientCertHeaders: CertHeadersXFCC,
 		KeyReloadInterval: -1,
 		Logger:            slog.New(slog.NewJSONHandler(e.logs, nil)),
 		Now:               e.clk.now,
@@ -267,6 +268,23 @@ func newEnv(t testing.TB, mutate func(*Config)) *env {
 	e.ts = httptest.NewServer(srv.Handler())
 	t.Cleanup(e.ts.Close)
 	return e
+}
+
+// setCertMode switches the forwarded-certificate mode of a running env
+// (one edge never switches; tests reuse one CA across modes).
+func (e *env) setCertMode(mode string) {
+	e.srv.certs.mode = certModes[mode]
+	e.srv.certs.cache.purge()
+}
+
+// modeFor is the mode whose edge sets the one certificate header in hdr.
+func modeFor(hdr map[string]string) string {
+	for mode, m := range certModes {
+		if _, ok := hdr[m.header]; ok {
+			return mode
+		}
+	}
+	return CertHeadersXFCC
 }
 
 // do sends a request and returns status, headers and body.

@@ -91,7 +91,8 @@ func TestConfigValidation(t *testing.T) {
 		"half oidc":       func(c *Config) { c.OIDCIssuer = "x" },
 		"oidc w/o users":  func(c *Config) { c.OIDCIssuer, c.OIDCAudience, c.OIDCJWKSURL = "x", "y", "z" },
 		"clients w/o ca":  func(c *Config) { c.ClientsFile = "c" },
-		"bad cert mode":   func(c *Config) { c.ClientCertHeaders = "both" },
+		"bad cert mode":   func(c *Config) { c.ClientsFile, c.ClientCAFile, c.ClientCertHeaders = "c", "ca", "alb" },
+		"no cert mode":    func(c *Config) { c.ClientsFile, c.ClientCAFile = "c", "ca" },
 		"negative hops":   func(c *Config) { c.TrustedHops, c.TrustedHopsSet = -1, true },
 		"zero user burst": func(c *Config) { c.Throttle.UserBurst = -1 },
 	} {
