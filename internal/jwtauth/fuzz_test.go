@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"net/http"
 	"net/url"
+	"path"
 	"reflect"
 	"slices"
 	"strings"
@@ -165,4 +166,57 @@ func FuzzForwardedCert(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzOriginalPath: whatever path jwt-auth accepts, an upstream that
+// resolves it its own way (servlet ";" parameters, one or two more rounds
+// of percent-decoding) finds no dot-segment to resolve and no hidden
+// slash, so it serves the same path jwt-auth authorised. The model is
+// path.Clean, independent of originalPath's own rules.
+func FuzzOriginalPath(f *testing.F) {
+	for _, s := range []string{"/api/a/..;/b/items", "/api/a/%2e%2e;/b", "/api/a/%252e%252e/b", "/api/a;x/b", "/a//b/", "/a/%252f/b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		u, err := url.ParseRequestURI("/auth" + raw)
+		if err != nil {
+			return
+		}
+		p, ok := originalPath(&http.Request{URL: u})
+		if !ok {
+			return
+		}
+		if path.Clean(p) != p {
+			t.Fatalf("accepted %q as unclean %q", raw, p)
+		}
+		servlet := func(s string) string {
+			segs := strings.Split(s, "/")
+			for i, seg := range segs {
+				segs[i], _, _ = strings.Cut(seg, ";")
+			}
+			return strings.Join(segs, "/")
+		}
+		view := u.Path // what reached the upstream, decoded once
+		for round := range 3 {
+			for _, v := range []string{view, servlet(view)} {
+				if resolved := path.Clean(v); resolved != mergeSlashes(v) {
+					t.Fatalf("accepted %q (%q); after %d more decodes an upstream sees %q and resolves it to %q", raw, p, round, v, resolved)
+				}
+			}
+			if view, err = url.PathUnescape(view); err != nil {
+				return
+			}
+		}
+	})
+}
+
+// mergeSlashes is path.Clean without resolving dot-segments.
+func mergeSlashes(p string) string {
+	var out []string
+	for _, s := range strings.Split(p, "/") {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return "/" + strings.Join(out, "/")
 }
