@@ -17,6 +17,7 @@ const (
 	reasonExpiredCert       = "expired_client_cert"
 	reasonClientNotAllowed  = "client_not_allowed"
 	reasonForeignCertHeader = "foreign_client_cert_header"
+	reasonCertNotCurrent    = "client_cert_not_current"
 	reasonAllowToken        = "token"
 	reasonAllowClientCert   = "client_cert"
 	checkPrefix             = "/auth"

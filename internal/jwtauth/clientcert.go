@@ -223,9 +223,12 @@ func (c *certAuth) authenticate(h http.Header) (*principal, string, string) {
 		}
 		return nil, subject, reasonUntrustedCert
 	}
-	id := c.clients.lookup(leaf, subject)
-	if id == nil {
+	id, pinned := c.clients.lookup(leaf, subject)
+	switch {
+	case id == nil:
 		return nil, subject, reasonClientNotAllowed
+	case !pinned: // replaced (revoked) or never issued by our PKI
+		return nil, subject, reasonCertNotCurrent
 	}
 	p := newPrincipal(id, reasonAllowClientCert, subject)
 	// Reuse the result no longer than the verified chain stays valid.

@@ -210,3 +210,44 @@ func TestParsePEMCertsALBEncoding(t *testing.T) {
 	}
 	_ = http.StatusOK
 }
+
+// TestClientCertPinning: a trusted client from the stack CA is its current
+// certificate(s), not every certificate ever issued for its CN. After the
+// PKI re-issues it (new fingerprint in the clients file), the old one
+// (e.g. stolen with its key) is refused, though it still chains and has
+// not expired.
+func TestClientCertPinning(t *testing.T) {
+	e := newEnv(t, nil)
+	stolen := e.ca.issue(t, "payments", time.Time{}, time.Time{}, x509.ExtKeyUsageClientAuth)
+	current := e.ca.issue(t, "payments", time.Time{}, time.Time{}, x509.ExtKeyUsageClientAuth)
+	pinned := func(certs ...*x509.Certificate) *env {
+		var fps []string
+		for _, c := range certs {
+			fps = append(fps, `"`+CertFingerprint(c.Raw)+`"`)
+		}
+		return newEnv(t, func(c *Config) {
+			c.ClientsFile = writeFile(t, t.TempDir(), "clients.yaml",
+				"clients:\n  - {name: payments, fingerprints: ["+strings.Join(fps, ", ")+"], services: [/api/payments]}\n")
+			c.ClientCAFile = writeFile(t, t.TempDir(), "ca.pem", string(e.ca.pem))
+		})
+	}
+	before := pinned(stolen)
+	if st, hdr, body := before.check("/api/payments", map[string]string{headerXFCC: xfccCert(stolen)}); st != 200 || hdr.Get("X-User-ID") != "payments" {
+		t.Fatalf("pinned certificate: %d %s", st, body)
+	}
+	after := pinned(current) // `pulumi up --replace` re-issued the certificate
+	if st, _, body := after.check("/api/payments", map[string]string{headerXFCC: xfccCert(stolen)}); st != 401 || !strings.Contains(body, reasonCertNotCurrent) {
+		t.Fatalf("replaced certificate: %d %s, want 401 %s", st, body, reasonCertNotCurrent)
+	}
+	if st, _, body := after.check("/api/payments", map[string]string{headerXFCC: xfccCert(current)}); st != 200 {
+		t.Fatalf("current certificate: %d %s", st, body)
+	}
+	st, m, _ := after.tokenReq(url.Values{"grant_type": {GrantClientCert}}, map[string]string{headerXFCC: xfccCert(stolen)})
+	if st != 400 || m["error"] != "invalid_grant" {
+		t.Fatalf("token grant with the replaced certificate: %d %v", st, m)
+	}
+	// During a renewal both may be pinned.
+	if st, _, _ := pinned(stolen, current).check("/api/payments", map[string]string{headerXFCC: xfccCert(stolen)}); st != 200 {
+		t.Fatalf("two pins: %d", st)
+	}
+}

@@ -36,7 +36,7 @@ var (
 		reasonBadSignature, reasonUnknownKID, reasonExpired, reasonNotYetValid, reasonBadIssuer,
 		reasonBadAudience, reasonMissingClaim, reasonInvalidClaims, reasonBadPath, reasonPathNotAllowed,
 		reasonOriginNotAllowed, reasonBadClientCert, reasonUntrustedCert, reasonExpiredCert,
-		reasonClientNotAllowed, reasonForeignCertHeader, reasonNonCanonicalSig, reasonLifetimeTooLong,
+		reasonClientNotAllowed, reasonForeignCertHeader, reasonCertNotCurrent, reasonNonCanonicalSig, reasonLifetimeTooLong,
 	}
 	grantLabels = []string{GrantPassword, GrantClientCert, GrantTokenExchange, "other", ""}
 )
