@@ -106,7 +106,8 @@ type ThrottleConfig struct {
 	MaxEntries   int           // per map, default 10000
 
 	// Password hashing (bcrypt) across all sources: at most MaxHashes at
-	// once (default GOMAXPROCS), MaxHashQueue more waiting up to
+	// once (default half the CPUs, at least one, so checks keep the other
+	// half under a login flood), MaxHashQueue more waiting up to
 	// MaxHashWait (defaults 2×MaxHashes, 1s), at most MaxLoginRate
 	// attempts per second per replica (default 20); the rest get 503.
 	MaxHashes    int
@@ -157,7 +158,7 @@ func (c *Config) setDefaults() {
 		t.MaxEntries = 10000
 	}
 	if t.MaxHashes == 0 {
-		t.MaxHashes = runtime.GOMAXPROCS(0)
+		t.MaxHashes = max(1, runtime.GOMAXPROCS(0)/2)
 	}
 	if t.MaxHashQueue == 0 {
 		t.MaxHashQueue = 2 * t.MaxHashes
