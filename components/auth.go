@@ -3,6 +3,7 @@ package components
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/pem"
 	"fmt"
 	"regexp"
 	"strings"
@@ -100,38 +101,73 @@ var AuthRequestHeaders = []string{
 // copies them onto the request to the backend, replacing any a client sent.
 var AuthResponseHeaders = []string{"x-user-id", "x-user-permissions"}
 
+// Signing-key phases (ztedge:authSigningKeys). Every key in the Secret verifies and is in the
+// JWKS; only the active one signs (the Secret's active-kid names it). Rotation therefore never
+// has one replica sign with a key another does not know yet: add the new key as next, `pulumi up`,
+// wait for the Secret to reach every pod; make it active and the old one retiring, `pulumi up`;
+// after the longest token the old key signed has expired, remove it.
+const (
+	KeyPhaseNext     = "next"     // published and verifying; not signing yet
+	KeyPhaseActive   = "active"   // signs new tokens
+	KeyPhaseRetiring = "retiring" // verifies the tokens it signed until they expire
+)
+
+// SigningKey is one jwt-auth signing key: a generated ECDSA P-256 key named by its id.
+type SigningKey struct {
+	ID    string `json:"id"`
+	Phase string `json:"phase"`
+}
+
 // kidRE is jwt-auth's rule for a key id (it is a file name and a JWT header value).
 var kidRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
 
-// ValidateSigningKeyIDs checks the signing-key ids, oldest first. jwt-auth signs with the
-// lexically greatest id in its key directory, so the list must be in strictly ascending order
-// for the last (newest) entry to be the one that signs: "k10" after "k9" would not be.
-func ValidateSigningKeyIDs(kids []string) error {
-	if len(kids) == 0 {
-		return fmt.Errorf("needs at least one key id, e.g. [\"k1\"]")
+// ValidateSigningKeys checks the keys: valid, distinct ids, known phases, exactly one active.
+func ValidateSigningKeys(keys []SigningKey) error {
+	seen, active := map[string]bool{}, 0
+	for _, k := range keys {
+		switch {
+		case !kidRE.MatchString(k.ID):
+			return fmt.Errorf("%q is not a key id (letters, digits, '.', '_', '-'; at most 128)", k.ID)
+		case seen[k.ID]:
+			return fmt.Errorf("%q is listed twice; never reuse a key id, pick a new one such as k2", k.ID)
+		case k.Phase != KeyPhaseNext && k.Phase != KeyPhaseActive && k.Phase != KeyPhaseRetiring:
+			return fmt.Errorf("key %q: phase %q must be next, active or retiring", k.ID, k.Phase)
+		}
+		seen[k.ID] = true
+		if k.Phase == KeyPhaseActive {
+			active++
+		}
 	}
-	for i, kid := range kids {
-		if !kidRE.MatchString(kid) {
-			return fmt.Errorf("%q is not a key id (letters, digits, '.', '_', '-'; at most 128)", kid)
-		}
-		if i > 0 && kids[i-1] >= kid {
-			return fmt.Errorf("%q must sort after %q: the greatest id signs, so list ids in ascending order and add new ones at the end (use zero-padded or dated ids such as k01 or 2026-05)", kid, kids[i-1])
-		}
+	if active != 1 {
+		return fmt.Errorf("needs exactly one key with phase active (it signs), has %d, e.g. [{\"id\":\"k1\",\"phase\":\"active\"}]", active)
 	}
 	return nil
 }
 
-// AuthClientCertHeaders is jwt-auth's --client-cert-headers: believe only the header that
-// something in front of it verified and set, so a client cannot forge one ("" turns client
-// certificates off). Envoy terminating the client's TLS verifies the certificate and replaces any
-// X-Forwarded-Client-Cert (SANITIZE_SET); an ALB sets X-Amzn-Mtls-Clientcert*. Without either (mode
-// off, or an ALB mode on a cluster with no ALB) nobody vouches for a certificate header.
+// ActiveKeyID is the id of the key that signs.
+func ActiveKeyID(keys []SigningKey) string {
+	for _, k := range keys {
+		if k.Phase == KeyPhaseActive {
+			return k.ID
+		}
+	}
+	return ""
+}
+
+// AuthClientCertHeaders is jwt-auth's --client-cert-headers: the one certificate header that
+// something in front of it verified and set ("" turns client certificates off); jwt-auth refuses a
+// request carrying any other, because only the client can have sent it. Envoy terminating the
+// client's TLS replaces any X-Forwarded-Client-Cert (SANITIZE_SET); an ALB sets only
+// X-Amzn-Mtls-Clientcert in passthrough and only the X-Amzn-Mtls-Clientcert-Leaf family in verify
+// mode. Without either (mode off, or an ALB mode on a cluster with no ALB) nobody vouches for one.
 func AuthClientCertHeaders(clientAuth string, behindALB bool) string {
 	switch {
 	case EnvoyTerminatesTLS(clientAuth):
 		return jwtauth.CertHeadersXFCC
-	case behindALB && clientAuth != ClientAuthOff:
-		return jwtauth.CertHeadersALB
+	case behindALB && clientAuth == ClientAuthALBPassthrough:
+		return jwtauth.CertHeadersALBPassthrough
+	case behindALB && clientAuth == ClientAuthALBVerify:
+		return jwtauth.CertHeadersALBVerify
 	default:
 		return ""
 	}
@@ -156,20 +192,20 @@ type AuthServiceArgs struct {
 	Image    string
 	Replicas int
 	TokenTTL string // Go duration, 5m to 15m
-	// SigningKeyIDs are the signing-key ids, oldest first; the last signs, all verify.
-	// Rotation: append a new id, `pulumi up`, wait one TokenTTL (plus a couple of minutes for the
-	// Secret to reach every pod), then remove the oldest id and `pulumi up` again. Never reuse an
-	// id: verifiers cache keys by id.
-	SigningKeyIDs []string
+	// SigningKeys are the signing keys with their phases (see KeyPhaseNext); all verify, the
+	// active one signs. Never reuse an id: verifiers cache keys by id.
+	SigningKeys []SigningKey
 	// Users is the ztedge:authUsers document (a secret); empty turns the password grant off.
 	Users string
 	// ClientAuth is the edge's client-certificate mode, and BehindALB whether an ALB terminates
 	// the client's TLS (as in EdgeConfigArgs); TrustedClients authenticate with certificates from
-	// the stack CA (subject CN = client name), which CACertPem is.
+	// the stack CA (subject CN = client name), which CACertPem is. ClientCerts are their current
+	// certificates by name (Pki.ClientCerts): jwt-auth accepts those and no other.
 	ClientAuth     string
 	BehindALB      bool
 	TrustedClients []TrustedClient
 	CACertPem      pulumi.StringInput
+	ClientCerts    pulumi.StringMapInput
 	// OIDC token exchange; all three or none.
 	OidcIssuer, OidcAudience, OidcJwksURL string
 	// CRDs is the getambassador.io CRD install; the AuthService and Mappings wait for it.
@@ -214,8 +250,8 @@ func (a *AuthServiceArgs) validate() error {
 	if ttl, err := time.ParseDuration(a.TokenTTL); err != nil || ttl < jwtauth.MinTokenTTL || ttl > jwtauth.MaxTokenTTL {
 		return fmt.Errorf("auth: TokenTTL %q must be a duration from %s to %s", a.TokenTTL, jwtauth.MinTokenTTL, jwtauth.MaxTokenTTL)
 	}
-	if err := ValidateSigningKeyIDs(a.SigningKeyIDs); err != nil {
-		return fmt.Errorf("auth: SigningKeyIDs: %w", err)
+	if err := ValidateSigningKeys(a.SigningKeys); err != nil {
+		return fmt.Errorf("auth: SigningKeys: %w", err)
 	}
 	if (a.OidcIssuer == "") != (a.OidcJwksURL == "") || (a.OidcIssuer == "") != (a.OidcAudience == "") {
 		return fmt.Errorf("auth: OidcIssuer, OidcAudience and OidcJwksURL go together")
@@ -223,8 +259,8 @@ func (a *AuthServiceArgs) validate() error {
 	if a.OidcIssuer != "" && a.Users == "" {
 		return fmt.Errorf("auth: OIDC token exchange needs Users (upstream subjects map to users by oidcSubject)")
 	}
-	if a.clientCerts() && a.CACertPem == nil {
-		return fmt.Errorf("auth: CACertPem is required with TrustedClients")
+	if a.clientCerts() && (a.CACertPem == nil || a.ClientCerts == nil) {
+		return fmt.Errorf("auth: CACertPem and ClientCerts are required with TrustedClients")
 	}
 	return nil
 }
@@ -235,11 +271,32 @@ func (a *AuthServiceArgs) clientCerts() bool {
 }
 
 // AuthClientsFile is jwt-auth's --clients file: each trusted client matched by its certificate's
-// CN, which is the client's name (NewPki issues it so). Matching by CN is safe here because
-// --client-ca holds only the stack's private CA.
-func AuthClientsFile(clients []TrustedClient) (string, error) {
-	b, err := yaml.Marshal(map[string]any{"clients": clients})
+// CN, which is the client's name (NewPki issues it so), and pinned to the SHA-256 fingerprints of
+// the certificates it holds now (fingerprints, by client name), so a re-issued certificate revokes
+// the previous one. Matching by CN is safe here because --client-ca holds only the stack's CA.
+func AuthClientsFile(clients []TrustedClient, fingerprints map[string][]string) (string, error) {
+	entries := make([]jwtauth.ClientEntry, 0, len(clients))
+	for _, c := range clients {
+		entries = append(entries, jwtauth.ClientEntry{
+			Name: c.Name, Fingerprints: fingerprints[c.Name],
+			Access: jwtauth.Access{Permissions: c.Permissions, Services: c.Services, Origins: c.Origins},
+		})
+	}
+	b, err := yaml.Marshal(map[string]any{"clients": entries})
 	return string(b), err
+}
+
+// certFingerprints pins each client's current certificate (PEM) by its SHA-256 fingerprint.
+func certFingerprints(certs map[string]string) (map[string][]string, error) {
+	out := map[string][]string{}
+	for name, p := range certs {
+		block, _ := pem.Decode([]byte(p))
+		if block == nil || block.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("auth: client %q: its certificate is not PEM", name)
+		}
+		out[name] = []string{jwtauth.CertFingerprint(block.Bytes)}
+	}
+	return out, nil
 }
 
 // authAddress is where Envoy reaches jwt-auth (plain HTTP inside the namespace).
@@ -337,8 +394,9 @@ func NewAuthService(ctx *pulumi.Context, name string, args *AuthServiceArgs, opt
 
 	// Signing keys: one ECDSA P-256 key per id, generated by the tls provider (a Pulumi secret
 	// end to end), in one Secret that jwt-auth reads as a directory.
-	keyData := pulumi.StringMap{}
-	for _, kid := range args.SigningKeyIDs {
+	keyData := pulumi.StringMap{jwtauth.ActiveKIDFile: pulumi.String(ActiveKeyID(args.SigningKeys)).ToStringOutput()}
+	for _, k := range args.SigningKeys {
+		kid := k.ID
 		key, err := tls.NewPrivateKey(ctx, name+"-signing-"+kid, &tls.PrivateKeyArgs{
 			Algorithm: pulumi.String("ECDSA"), EcdsaCurve: pulumi.String("P256"),
 		}, child)
@@ -358,7 +416,7 @@ func NewAuthService(ctx *pulumi.Context, name string, args *AuthServiceArgs, opt
 	mounts := corev1.VolumeMountArray{authMount("keys")}
 
 	// The digest of the start-up-only files; the users document is hashed, never copied.
-	var clientsFile string
+	clientsFile := pulumi.String("").ToStringOutput()
 	caPem := pulumi.StringInput(pulumi.String(""))
 	if args.Users != "" {
 		users, err := corev1.NewSecret(ctx, name+"-users", &corev1.SecretArgs{
@@ -373,13 +431,17 @@ func NewAuthService(ctx *pulumi.Context, name string, args *AuthServiceArgs, opt
 		mounts = append(mounts, authMount("users"))
 	}
 	if args.clientCerts() {
-		if clientsFile, err = AuthClientsFile(args.TrustedClients); err != nil {
-			return nil, err
-		}
+		clientsFile = args.ClientCerts.ToStringMapOutput().ApplyT(func(certs map[string]string) (string, error) {
+			fps, err := certFingerprints(certs)
+			if err != nil {
+				return "", err
+			}
+			return AuthClientsFile(args.TrustedClients, fps)
+		}).(pulumi.StringOutput)
 		caPem = args.CACertPem
 		clients, err := corev1.NewConfigMap(ctx, name+"-clients", &corev1.ConfigMapArgs{
 			Metadata: meta(AuthClientsConfigMap),
-			Data:     pulumi.StringMap{"clients.yaml": pulumi.String(clientsFile), "ca.pem": args.CACertPem},
+			Data:     pulumi.StringMap{"clients.yaml": clientsFile, "ca.pem": args.CACertPem},
 		}, child)
 		if err != nil {
 			return nil, err
@@ -390,9 +452,9 @@ func NewAuthService(ctx *pulumi.Context, name string, args *AuthServiceArgs, opt
 		})
 		mounts = append(mounts, authMount("clients"))
 	}
-	checksum := caPem.ToStringOutput().ApplyT(func(ca string) string {
+	checksum := pulumi.All(caPem, clientsFile).ApplyT(func(in []any) string {
 		h := sha256.New()
-		for _, part := range []string{args.Users, clientsFile, ca} {
+		for _, part := range []string{args.Users, in[1].(string), in[0].(string)} {
 			fmt.Fprintf(h, "%d:%s", len(part), part)
 		}
 		return hex.EncodeToString(h.Sum(nil))

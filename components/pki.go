@@ -67,6 +67,9 @@ type Pki struct {
 	// ClientBundles maps each trusted client to its certificate, private key and the CA
 	// certificate, PEM concatenated. A Pulumi secret.
 	ClientBundles pulumi.StringMapOutput `pulumi:"clientBundles"`
+	// ClientCerts maps each trusted client to its current certificate (PEM, public): jwt-auth pins
+	// these, so re-issuing one revokes the previous certificate.
+	ClientCerts pulumi.StringMapOutput
 
 	ServerSecret   *corev1.Secret
 	CASecret       *corev1.Secret
@@ -218,14 +221,16 @@ func NewPki(ctx *pulumi.Context, name string, args *PkiArgs, opts ...pulumi.Reso
 		}
 	}
 
-	bundles := pulumi.StringMap{}
+	bundles, certs := pulumi.StringMap{}, pulumi.StringMap{}
 	for _, tc := range args.TrustedClients {
 		cert, err := issue(name+"-client-"+tc.Name, tc.Name, nil, clientUses)
 		if err != nil {
 			return nil, err
 		}
 		bundles[tc.Name] = pulumi.Sprintf("%s%s%s", cert.cert, cert.key.PrivateKeyPem, ca.CertPem)
+		certs[tc.Name] = cert.cert
 	}
+	c.ClientCerts = certs.ToStringMapOutput()
 	c.ClientBundles = pulumi.ToSecret(bundles).(pulumi.StringMapOutput)
 
 	return c, ctx.RegisterResourceOutputs(c, pulumi.Map{"caCertPem": c.CACertPem, "clientBundles": c.ClientBundles})

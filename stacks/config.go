@@ -74,8 +74,8 @@ type AuthConfig struct {
 	OidcIssuer   string
 	OidcAudience string
 	OidcJwksURL  string
-	// KeyIDs are the signing keys' ids, oldest first: the last signs (authSigningKeyIds).
-	KeyIDs []string
+	// SigningKeys are the signing keys and their phases (authSigningKeys).
+	SigningKeys []components.SigningKey
 }
 
 // NetworkConfig describes a new VPC, or an existing one when ExistingVpcID is set.
@@ -300,8 +300,8 @@ func (r *reader) load(stack string) *Config {
 		OidcIssuer:   r.str("oidcIssuer"),
 		OidcAudience: r.str("oidcAudience"),
 		OidcJwksURL:  r.str("oidcJwksUrl"),
-		KeyIDs:       r.strings("authSigningKeyIds"),
 	}
+	r.json("authSigningKeys", &c.Auth.SigningKeys)
 	return c
 }
 

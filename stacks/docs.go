@@ -21,7 +21,7 @@ func ProjectConfigYAML() (string, error) {
 		switch k.Type {
 		case "array":
 			item := "string"
-			if k.Name == "backends" || k.Name == "trustedClients" {
+			if k.Name == "backends" || k.Name == "trustedClients" || k.Name == "authSigningKeys" {
 				item = "object"
 			}
 			decl["items"] = map[string]any{"type": item}

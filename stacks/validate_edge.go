@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ztedge/ztedge/components"
+	"github.com/ztedge/ztedge/internal/jwtauth"
 )
 
 // TLS13Policies are the load balancer policies that allow TLS 1.3 and nothing older.
@@ -114,8 +115,29 @@ func (c *Config) validateEdge(p *problems) {
 			p.add(key, "%q must be an image reference pinned to a tag or digest (not :latest)", img)
 		}
 	}
+	before := len(*p)
 	c.validateTrustedClients(p)
+	if len(*p) == before {
+		c.validateClientsFile(p) // jwt-auth's own parser, unless the mistake was already named
+	}
 	c.validateBackends(p)
+}
+
+// validateClientsFile runs jwt-auth's clients parser on the file the auth component will write,
+// so anything jwt-auth would refuse at start-up fails here. The certificates do not exist yet:
+// each client gets a well-formed placeholder pin.
+func (c *Config) validateClientsFile(p *problems) {
+	pins := map[string][]string{}
+	for _, tc := range c.Edge.TrustedClients {
+		pins[tc.Name] = []string{strings.Repeat("0", 64)}
+	}
+	doc, err := components.AuthClientsFile(c.Edge.TrustedClients, pins)
+	if err == nil {
+		err = jwtauth.ValidateClients([]byte(doc), "entry")
+	}
+	if err != nil {
+		p.add("trustedClients", "%v", err)
+	}
 }
 
 func (c *Config) validateTrustedClients(p *problems) {
@@ -247,8 +269,14 @@ func (c *Config) validateAuth(p *problems) {
 	if set == 3 && a.Users == "" {
 		p.add("authUsers", "is required with oidcIssuer: jwt-auth maps an upstream ID token's sub to a user by oidcSubject")
 	}
-	if err := components.ValidateSigningKeyIDs(a.KeyIDs); err != nil {
-		p.add("authSigningKeyIds", "%v", err)
+	if err := components.ValidateSigningKeys(a.SigningKeys); err != nil {
+		p.add("authSigningKeys", "%v", err)
+	}
+	// jwt-auth's own parser: a document it would refuse at start-up (a crash loop) is refused here.
+	if a.Users != "" {
+		if err := jwtauth.ValidateUsers([]byte(a.Users), "entry"); err != nil {
+			p.add("authUsers", "%v; fix it and set it again with `pulumi config set --secret authUsers \"$(cat users.yaml)\"`", err)
+		}
 	}
 	for key, v := range map[string]string{"oidcIssuer": a.OidcIssuer, "oidcJwksUrl": a.OidcJwksURL} {
 		if u, err := url.Parse(v); v != "" && (err != nil || u.Scheme != "https" || u.Host == "") {

@@ -29,6 +29,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/ztedge/ztedge/components"
+	"github.com/ztedge/ztedge/internal/jwtauth"
 	"github.com/ztedge/ztedge/internal/mockengine"
 	"github.com/ztedge/ztedge/stacks"
 )
@@ -75,15 +76,18 @@ func authBehindALB(cfg *stacks.Config) bool {
 
 // authCertHeaders is the one client-certificate header jwt-auth may believe, or "" when nothing in
 // front of it verifies a certificate and overwrites the header: Envoy's XFCC when Envoy terminates
-// the client's TLS (nlb-passthrough), the ALB's headers behind an ALB with mutual TLS on.
+// the client's TLS (nlb-passthrough), behind an ALB the one header its mTLS mode sets: the chain in
+// passthrough, the leaf in verify (believing both let a client add the one the ALB did not set).
 func authCertHeaders(cfg *stacks.Config) string {
 	switch {
 	case len(cfg.Edge.TrustedClients) == 0:
 		return ""
 	case cfg.Edge.ClientAuth == components.ClientAuthNLBPassthrough:
 		return "xfcc"
-	case authBehindALB(cfg) && cfg.Edge.ClientAuth != components.ClientAuthOff:
-		return "alb"
+	case authBehindALB(cfg) && cfg.Edge.ClientAuth == components.ClientAuthALBPassthrough:
+		return "alb-passthrough"
+	case authBehindALB(cfg) && cfg.Edge.ClientAuth == components.ClientAuthALBVerify:
+		return "alb-verify"
 	}
 	return ""
 }
@@ -312,9 +316,10 @@ func TestAuthServiceObject(t *testing.T) {
 }
 
 // TestSigningKeys: each key id is an ECDSA P-256 key from the tls provider that reaches the
-// Secret only as a Pulumi secret; the list is the rotation.
+// Secret only as a Pulumi secret, next to active-kid naming the one key that signs; the phases are
+// the rotation.
 func TestSigningKeys(t *testing.T) {
-	check := func(t *testing.T, g *graph, kids ...string) {
+	check := func(t *testing.T, g *graph, active string, kids ...string) {
 		t.Helper()
 		secret := g.secretNamed("ambassador", components.AuthSigningKeysSecret)
 		if input(secret, "data") != nil {
@@ -325,8 +330,12 @@ func TestSigningKeys(t *testing.T) {
 			t.Fatalf("stringData is %v", data)
 		}
 		entries, _ := plain(secret, "stringData").(map[string]any)
-		if got := sortedKeys(entries); !reflect.DeepEqual(got, sorted(fileNames(kids))) {
-			t.Errorf("Secret keys %v, want %v", got, fileNames(kids))
+		want := sorted(append(fileNames(kids), jwtauth.ActiveKIDFile))
+		if got := sortedKeys(entries); !reflect.DeepEqual(got, want) {
+			t.Errorf("Secret keys %v, want %v", got, want)
+		}
+		if entries[jwtauth.ActiveKIDFile] != active {
+			t.Errorf("active-kid %v, want %s", entries[jwtauth.ActiveKIDFile], active)
 		}
 		if !isSecret(secret, "stringData") {
 			t.Errorf("the signing keys reach the Secret in plain text")
@@ -345,14 +354,20 @@ func TestSigningKeys(t *testing.T) {
 		}
 	}
 	g := mustRun(t, "dev")
-	check(t, g, "k1")
+	check(t, g, "k1", "k1")
 	checksum := authChecksum(t, g)
 
-	// Rotation: a second id adds a key; jwt-auth reloads keys itself, so the pods do not restart.
-	rotated := mustRunSource(t, stackConfig(t, "dev", map[string]string{"ztedge:authSigningKeyIds": `["k1","k2"]`}))
-	check(t, rotated, "k1", "k2")
-	if authChecksum(t, rotated) != checksum {
-		t.Errorf("adding a signing key changed the pod template: keys hot-reload, no rollout is needed")
+	// Rotation: publish k2, then make it sign; jwt-auth reloads keys itself, so the pods do not
+	// restart at any step.
+	for _, step := range []struct{ keys, active string }{
+		{`[{"id":"k1","phase":"active"},{"id":"k2","phase":"next"}]`, "k1"},
+		{`[{"id":"k1","phase":"retiring"},{"id":"k2","phase":"active"}]`, "k2"},
+	} {
+		rotated := mustRunSource(t, stackConfig(t, "dev", map[string]string{"ztedge:authSigningKeys": step.keys}))
+		check(t, rotated, step.active, "k1", "k2")
+		if authChecksum(t, rotated) != checksum {
+			t.Errorf("a signing-key step changed the pod template: keys hot-reload, no rollout is needed")
+		}
 	}
 }
 
@@ -383,13 +398,14 @@ func TestAuthConfigErrors(t *testing.T) {
 		key  string
 		want string
 	}{
-		"keys out of order":   {map[string]string{"ztedge:authSigningKeyIds": `["k2","k1"]`}, "authSigningKeyIds", `"k1" must sort after "k2"`},
-		"k10 after k9":        {map[string]string{"ztedge:authSigningKeyIds": `["k9","k10"]`}, "authSigningKeyIds", "ascending"},
-		"no key":              {map[string]string{"ztedge:authSigningKeyIds": `[]`}, "authSigningKeyIds", "at least one"},
-		"key id not a name":   {map[string]string{"ztedge:authSigningKeyIds": `["a/b"]`}, "authSigningKeyIds", "not a key id"},
+		"two active keys":     {map[string]string{"ztedge:authSigningKeys": `[{"id":"k1","phase":"active"},{"id":"k2","phase":"active"}]`}, "authSigningKeys", "exactly one key with phase active"},
+		"no active key":       {map[string]string{"ztedge:authSigningKeys": `[{"id":"k1","phase":"next"}]`}, "authSigningKeys", "exactly one key with phase active"},
+		"no key":              {map[string]string{"ztedge:authSigningKeys": `[]`}, "authSigningKeys", "exactly one"},
+		"unknown phase":       {map[string]string{"ztedge:authSigningKeys": `[{"id":"k1","phase":"on"}]`}, "authSigningKeys", "next, active or retiring"},
+		"key id not a name":   {map[string]string{"ztedge:authSigningKeys": `[{"id":"a/b","phase":"active"}]`}, "authSigningKeys", "not a key id"},
 		"oidc without users":  {oidc, "authUsers", "required with oidcIssuer"},
 		"token ttl too long":  {map[string]string{"ztedge:tokenTtl": "1h"}, "tokenTtl", "5m to 15m"},
-		"repeated key id":     {map[string]string{"ztedge:authSigningKeyIds": `["k1","k1"]`}, "authSigningKeyIds", "must sort after"},
+		"repeated key id":     {map[string]string{"ztedge:authSigningKeys": `[{"id":"k1","phase":"active"},{"id":"k1","phase":"retiring"}]`}, "authSigningKeys", "listed twice"},
 		"zero replicas":       {map[string]string{"ztedge:authReplicas": "0"}, "authReplicas", "out of range"},
 		"unpinned auth image": {map[string]string{"ztedge:authImage": "ghcr.io/ztedge/jwt-auth:latest"}, "authImage", "pinned"},
 	} {
@@ -410,6 +426,30 @@ const authUsersDoc = `- username: alice
   services: [/api/orders/]
   origins: [https://app.example.com]
 `
+
+// TestAuthUsersCheckedAtPreview: a users document jwt-auth would refuse at start-up (a crash loop
+// after `pulumi up`) is refused while loading the configuration, by jwt-auth's own parser, with the
+// key, the entry and what to fix.
+func TestAuthUsersCheckedAtPreview(t *testing.T) {
+	for name, c := range map[string]struct{ doc, want string }{
+		"relative service":   {"- username: bob\n  services: [api/orders]\n", `user #1 ("bob"): service "api/orders" must be an absolute path prefix`},
+		"plaintext password": {"- username: bob\n  passwordHash: hunter2\n  services: [/]\n", `user #1 ("bob"): password_hash is not a bcrypt hash`},
+		"typo in a key":      {"- username: bob\n  service: [/]\n", `unknown field "service"`},
+		"duplicate user":     {"- username: bob\n- username: bob\n", `user #2 ("bob"): duplicate username`},
+		"not YAML":           {"- username: [\n", "entry"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := stacks.Load(withUsers(t, "dev", c.doc, nil), "dev")
+			if err == nil || !strings.Contains(err.Error(), "ztedge:authUsers: ") || !strings.Contains(err.Error(), c.want) ||
+				!strings.Contains(err.Error(), "pulumi config set --secret authUsers") {
+				t.Errorf("got %v, want an error on ztedge:authUsers containing %q and the fix", err, c.want)
+			}
+		})
+	}
+	if _, err := stacks.Load(withUsers(t, "dev", authUsersDoc, nil), "dev"); err != nil {
+		t.Fatalf("a good document: %v", err)
+	}
+}
 
 func withUsers(t *testing.T, stack, doc string, edit map[string]string) stacks.MapSource {
 	src := stackConfig(t, stack, edit)
@@ -486,13 +526,22 @@ func TestAuthClientCertificates(t *testing.T) {
 			t.Fatalf("no ConfigMap %s", components.AuthClientsConfigMap)
 		}
 		var file struct {
-			Clients []components.TrustedClient `json:"clients"`
+			Clients []jwtauth.ClientEntry `json:"clients"`
 		}
 		if err := yaml.UnmarshalStrict([]byte(str(input(cm, "data", "clients.yaml"))), &file); err != nil {
 			t.Fatalf("clients.yaml: %v", err)
 		}
-		if !reflect.DeepEqual(file.Clients, cfg.Edge.TrustedClients) {
-			t.Errorf("clients.yaml %+v, want ztedge:trustedClients %+v", file.Clients, cfg.Edge.TrustedClients)
+		var got []components.TrustedClient
+		for _, c := range file.Clients {
+			got = append(got, components.TrustedClient{Name: c.Name, Permissions: c.Permissions, Services: c.Services, Origins: c.Origins})
+			// Pinned to the certificate the PKI holds now: re-issuing it revokes the old one.
+			block, _ := pem.Decode([]byte(str(output(g.one(typeSigned, "pki-client-"+c.Name), "certPem"))))
+			if block == nil || !reflect.DeepEqual(c.Fingerprints, []string{jwtauth.CertFingerprint(block.Bytes)}) {
+				t.Errorf("client %s: fingerprints %v, want the SHA-256 of its current certificate", c.Name, c.Fingerprints)
+			}
+		}
+		if !reflect.DeepEqual(got, cfg.Edge.TrustedClients) {
+			t.Errorf("clients.yaml %+v, want ztedge:trustedClients %+v", got, cfg.Edge.TrustedClients)
 		}
 		// The CN jwt-auth matches is the one the PKI puts in each client's certificate.
 		for _, tc := range cfg.Edge.TrustedClients {
@@ -608,6 +657,16 @@ func TestJwtAuthRunsWithTheRenderedConfig(t *testing.T) {
 		output(g.one(typePrivateKey, "jwt-auth-signing-k1"), "privateKeyPem"): string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: sec1})),
 		output(g.one(typeSelfSigned, "pki-ca"), "certPem"):                    caPEM,
 	}
+	// The clients file pins the PKI's certificate: pin the real one in its place.
+	fingerprint := func(p string) string {
+		block, _ := pem.Decode([]byte(p))
+		if block == nil {
+			t.Fatalf("not PEM: %q", p)
+		}
+		return jwtauth.CertFingerprint(block.Bytes)
+	}
+	mockPin := fingerprint(str(output(g.one(typeSigned, "pki-client-"+cfg.Edge.TrustedClients[0].Name), "certPem")))
+	realPin := fingerprint(clientPEM)
 	volumes := map[string]map[string]any{}
 	for _, v := range pod["volumes"].([]any) {
 		volumes[str(v.(map[string]any)["name"])] = v.(map[string]any)
@@ -627,6 +686,7 @@ func TestJwtAuthRunsWithTheRenderedConfig(t *testing.T) {
 			if r, ok := real[str(content)]; ok {
 				content = r
 			}
+			content = strings.ReplaceAll(str(content), mockPin, realPin)
 			if err := os.WriteFile(filepath.Join(dir, file), []byte(str(content)), 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -811,10 +871,12 @@ func newAuthAlone(t *testing.T, edit func(*components.AuthServiceArgs)) (map[str
 		}
 		args := &components.AuthServiceArgs{
 			Namespace: pulumi.String("ambassador"), NamespaceName: "ambassador", Hostname: "edge.example.com",
-			Image: "ghcr.io/ztedge/jwt-auth:0.1.0", Replicas: 2, TokenTTL: "10m", SigningKeyIDs: []string{"k1"},
-			ClientAuth: components.ClientAuthALBPassthrough, BehindALB: true,
+			Image: "ghcr.io/ztedge/jwt-auth:0.1.0", Replicas: 2, TokenTTL: "10m",
+			SigningKeys: []components.SigningKey{{ID: "k1", Phase: components.KeyPhaseActive}},
+			ClientAuth:  components.ClientAuthALBPassthrough, BehindALB: true,
 			TrustedClients: []components.TrustedClient{{Name: "web-app", Services: []string{"/api/"}}},
 			CACertPem:      pulumi.String("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"),
+			ClientCerts:    pulumi.StringMap{"web-app": pulumi.String("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")},
 			CRDs:           crds,
 		}
 		edit(args)
@@ -857,11 +919,13 @@ func TestAuthArgsValidation(t *testing.T) {
 		edit func(*components.AuthServiceArgs)
 		want string
 	}{
-		"no namespace":         {func(a *components.AuthServiceArgs) { a.NamespaceName = "" }, "NamespaceName"},
-		"no CRD install":       {func(a *components.AuthServiceArgs) { a.CRDs = nil }, "CRDs"},
-		"no replica":           {func(a *components.AuthServiceArgs) { a.Replicas = 0 }, "Replicas"},
-		"ttl too long":         {func(a *components.AuthServiceArgs) { a.TokenTTL = "1h" }, "TokenTTL"},
-		"keys out of order":    {func(a *components.AuthServiceArgs) { a.SigningKeyIDs = []string{"k2", "k1"} }, "must sort after"},
+		"no namespace":   {func(a *components.AuthServiceArgs) { a.NamespaceName = "" }, "NamespaceName"},
+		"no CRD install": {func(a *components.AuthServiceArgs) { a.CRDs = nil }, "CRDs"},
+		"no replica":     {func(a *components.AuthServiceArgs) { a.Replicas = 0 }, "Replicas"},
+		"ttl too long":   {func(a *components.AuthServiceArgs) { a.TokenTTL = "1h" }, "TokenTTL"},
+		"no active key": {func(a *components.AuthServiceArgs) {
+			a.SigningKeys = []components.SigningKey{{ID: "k1", Phase: components.KeyPhaseNext}}
+		}, "exactly one key with phase active"},
 		"half the OIDC trio":   {func(a *components.AuthServiceArgs) { a.OidcIssuer = "https://idp.example.com" }, "go together"},
 		"clients without a CA": {func(a *components.AuthServiceArgs) { a.CACertPem = nil }, "CACertPem"},
 		"OIDC without any user": {func(a *components.AuthServiceArgs) {

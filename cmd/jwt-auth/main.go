@@ -90,7 +90,7 @@ func serve(args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.OIDCIssuer, "oidc-issuer", "", "upstream OIDC issuer; with --oidc-audience and --oidc-jwks-url enables token exchange")
 	fs.StringVar(&cfg.OIDCAudience, "oidc-audience", "", "expected aud of upstream ID tokens")
 	fs.StringVar(&cfg.OIDCJWKSURL, "oidc-jwks-url", "", "upstream JWKS URL (http or https)")
-	fs.StringVar(&cfg.ClientCertHeaders, "client-cert-headers", jwtauth.CertHeadersAny, "forwarded client-cert headers to believe: any, alb or xfcc")
+	fs.StringVar(&cfg.ClientCertHeaders, "client-cert-headers", "", "the one forwarded client-cert header to believe, by edge mode: alb-passthrough, alb-verify or xfcc (required with --clients)")
 	hops := fs.Int("trusted-hops", 1, "proxies in front that append to X-Forwarded-For (0: use the TCP peer address)")
 	fs.DurationVar(&cfg.KeyReloadInterval, "key-reload-interval", 30*time.Second, "signing-key directory poll period (negative disables; SIGHUP always reloads)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "graceful shutdown limit for in-flight requests")
@@ -98,6 +98,8 @@ func serve(args []string, stderr io.Writer) error {
 	fs.DurationVar(&cfg.Throttle.UserInterval, "login-user-interval", 12*time.Second, "one more attempt per username every")
 	fs.IntVar(&cfg.Throttle.IPBurst, "login-ip-burst", 20, "/token attempts per source address before throttling")
 	fs.DurationVar(&cfg.Throttle.IPInterval, "login-ip-interval", time.Second, "one more attempt per source address every")
+	fs.IntVar(&cfg.Throttle.MaxHashes, "login-max-hashes", 0, "password hashes (bcrypt) running at once (0: half of GOMAXPROCS, at least 1); twice as many more may wait 1 s, the rest get 503")
+	fs.IntVar(&cfg.Throttle.MaxLoginRate, "login-max-rate", 20, "password logins per second per replica, whatever their source; beyond it 503")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -4,6 +4,10 @@
 // count and time.
 //
 //	loadgen -target http://127.0.0.1:3901 -username load -password pw -duration 10s -concurrency 32
+//
+// With -flood N it also runs N workers sending wrong-password logins, each
+// from a new X-Forwarded-For address and for a new user, and reports the
+// checks' latency under that flood; -heap prints jwt-auth's heap after.
 package main
 
 import (
@@ -43,6 +47,11 @@ type options struct {
 	expect      int
 	waitReady   time.Duration
 	printToken  bool
+
+	flood              int // concurrent login flooders (0: none)
+	floodRequests      int // stop the flood after this many logins
+	floodUsernameBytes int // pad every flood username to at least this length
+	heap               bool
 }
 
 func main() {
@@ -59,6 +68,10 @@ func main() {
 	flag.IntVar(&o.expect, "expect", http.StatusOK, "status every response must have")
 	flag.DurationVar(&o.waitReady, "wait-ready", 10*time.Second, "wait this long for /readyz first")
 	flag.BoolVar(&o.printToken, "print-token", false, "fetch a token with -username/-password, print it and exit (for wrk)")
+	flag.IntVar(&o.flood, "flood", 0, "concurrent workers flooding POST /token with wrong-password logins during the run (at most 1024)")
+	flag.IntVar(&o.floodRequests, "flood-requests", maxRequests, "stop the login flood after this many logins")
+	flag.IntVar(&o.floodUsernameBytes, "flood-username-bytes", 0, "pad flood usernames to this many bytes (at most 60 KiB)")
+	flag.BoolVar(&o.heap, "heap", false, "print jwt-auth's heap (from /metrics) after the run")
 	flag.Parse()
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(800) // keep the generator's own GC out of the latencies
@@ -104,13 +117,20 @@ func run(o options, out io.Writer) error {
 	if o.concurrency < 1 || o.concurrency > 1024 {
 		return errors.New("-concurrency must be in [1, 1024]")
 	}
-	tr := &http.Transport{MaxIdleConns: o.concurrency, MaxIdleConnsPerHost: o.concurrency, DisableCompression: true}
+	if o.flood < 0 || o.flood > 1024 || o.floodRequests <= 0 || o.floodRequests > maxRequests ||
+		o.floodUsernameBytes < 0 || o.floodUsernameBytes > maxFloodUsernameBytes {
+		return fmt.Errorf("-flood must be in [0, 1024], -flood-requests in (0, %d], -flood-username-bytes in [0, %d]", maxRequests, maxFloodUsernameBytes)
+	}
+	conns := o.concurrency + o.flood
+	tr := &http.Transport{MaxIdleConns: conns, MaxIdleConnsPerHost: conns, DisableCompression: true}
 	client := &http.Client{Transport: tr, Timeout: 5 * time.Second}
 	if err := waitReady(client, base, o.waitReady); err != nil {
 		return err
 	}
 	if o.token == "" {
-		if o.token, err = fetchToken(client, base, o.username, o.password); err != nil {
+		// One bcrypt login: allow for a busy machine and production cost.
+		slow := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+		if o.token, err = fetchToken(slow, base, o.username, o.password); err != nil {
 			return err
 		}
 	}
@@ -118,8 +138,34 @@ func run(o options, out io.Writer) error {
 		_, err := fmt.Fprintln(out, o.token)
 		return err
 	}
-	res := hammer(client, base+o.path, o)
+	// A flood bounded by -flood-requests also ends the checks: the run is
+	// about what happens while it lasts.
+	ctx, cancel := context.WithTimeout(context.Background(), o.duration)
+	defer cancel()
+	var floodRes *floodResult
+	floodDone := make(chan struct{})
+	if o.flood > 0 {
+		go func() {
+			floodRes = flood(ctx, client, base, o)
+			if o.floodRequests < maxRequests {
+				cancel()
+			}
+			close(floodDone)
+		}()
+	} else {
+		close(floodDone)
+	}
+	res := hammer(ctx, client, base+o.path, o)
+	<-floodDone
 	res.print(out, o)
+	if floodRes != nil {
+		floodRes.print(out)
+	}
+	if o.heap {
+		if err := printHeap(client, base, out); err != nil {
+			return err
+		}
+	}
 	if res.errors > 0 {
 		return fmt.Errorf("%d errors", res.errors)
 	}
@@ -170,9 +216,7 @@ type result struct {
 }
 
 // hammer runs o.concurrency workers until the time or count bound.
-func hammer(c *http.Client, target string, o options) *result {
-	ctx, cancel := context.WithTimeout(context.Background(), o.duration)
-	defer cancel()
+func hammer(ctx context.Context, c *http.Client, target string, o options) *result {
 	var (
 		issued   atomic.Int64
 		errs     atomic.Int64

@@ -2,6 +2,7 @@ package jwtauth
 
 import (
 	"net/http"
+	"net/url"
 	"path"
 	"strings"
 )
@@ -15,7 +16,8 @@ const (
 	reasonUntrustedCert     = "untrusted_client_cert"
 	reasonExpiredCert       = "expired_client_cert"
 	reasonClientNotAllowed  = "client_not_allowed"
-	reasonAmbiguousCert     = "ambiguous_client_cert"
+	reasonForeignCertHeader = "foreign_client_cert_header"
+	reasonCertNotCurrent    = "client_cert_not_current"
 	reasonAllowToken        = "token"
 	reasonAllowClientCert   = "client_cert"
 	checkPrefix             = "/auth"
@@ -25,9 +27,13 @@ const (
 
 // originalPath recovers the path the client asked Emissary for from the
 // ext_authz request path (/auth/<original path>). It refuses rather than
-// normalises dot-segments, encoded slashes and backslashes: the upstream
-// could resolve them differently from us, which is how path-prefix checks
-// get bypassed. Duplicate slashes and a trailing slash are cleaned.
+// normalises anything an upstream could resolve differently from us, which
+// is how path-prefix checks get bypassed: dot-segments in any spelling
+// (see dotSegment), encoded slashes and backslashes, NUL. Envoy
+// (normalize_path, merge_slashes, escaped slashes rejected) has already
+// resolved plain dot-segments and merged slashes, so what is refused here
+// is what Envoy left for the upstream to interpret. Duplicate slashes and
+// a trailing slash are cleaned, as merge_slashes does.
 func originalPath(r *http.Request) (string, bool) {
 	p := strings.TrimPrefix(r.URL.Path, checkPrefix)
 	if p == "" {
@@ -43,11 +49,43 @@ func originalPath(r *http.Request) (string, bool) {
 		}
 	}
 	for seg := range strings.SplitSeq(p, "/") {
-		if seg == "." || seg == ".." {
+		if dotSegment(seg) {
 			return "", false
 		}
 	}
 	return path.Clean(p), true
+}
+
+// maxDecodes bounds how many layers of percent-encoding a segment is
+// unwrapped: an upstream decoding twice is plausible, and a segment still
+// encoded after that is refused anyway.
+const maxDecodes = 3
+
+// dotSegment reports a segment (already percent-decoded once, by Go) that
+// some upstream could take for "." or "..", or that hides a slash: servlet
+// containers drop ";" path parameters ("..;" is ".."), and a server that
+// decodes again turns %2e%2e (sent as %252e%252e) into "..", and %252f
+// into a slash. A segment that is still encoded after maxDecodes rounds,
+// or holds a '%' that is not an escape (a lenient decoder might decode
+// around it), is refused too.
+func dotSegment(seg string) bool {
+	for range maxDecodes + 1 {
+		if i := strings.IndexByte(seg, ';'); i >= 0 {
+			seg = seg[:i]
+		}
+		if seg == "." || seg == ".." || strings.ContainsAny(seg, "/\\\x00") {
+			return true
+		}
+		if strings.IndexByte(seg, '%') < 0 {
+			return false
+		}
+		dec, err := url.PathUnescape(seg)
+		if err != nil {
+			return true
+		}
+		seg = dec
+	}
+	return true
 }
 
 // underService reports whether p lies under one of the prefixes, on a
@@ -103,6 +141,11 @@ type decision struct {
 func (s *Server) decide(r *http.Request) decision {
 	d := decision{}
 	var reason string
+	if s.certs != nil && s.certs.foreignHeader(r.Header) {
+		// Whatever else it carries, a request with a certificate header
+		// our edge never sets is forged.
+		return decision{status: http.StatusUnauthorized, reason: reasonForeignCertHeader}
+	}
 	authz := r.Header.Get("Authorization")
 	if tok, isBearer := bearerToken(authz); isBearer {
 		if tok == "" {

@@ -282,3 +282,38 @@ func TestUnderService(t *testing.T) {
 		t.Error("no services must admit nothing")
 	}
 }
+
+// TestCheckPathTricks: a token for /api/orders is not accepted for paths
+// that an upstream resolves outside it: servlet path parameters ("..;" is
+// ".."), dot-segments encoded once more than Envoy decodes, encoded
+// slashes hidden the same way. Harmless look-alikes stay allowed.
+func TestCheckPathTricks(t *testing.T) {
+	e := newEnv(t, nil)
+	tok := e.login("alice", "correct horse")
+	for _, p := range []string{
+		"/api/orders/..;/payments/items",
+		"/api/orders/%2e%2e;/payments/items",
+		"/api/orders/%2E%2E;/payments/items",
+		"/api/orders/..;jsessionid=1/payments",
+		"/api/orders/.;/x",
+		"/api/orders/%2e%2e%3b/payments",
+		"/api/orders/%252e%252e/payments",
+		"/api/orders/%252e%252e;/payments",
+		"/api/orders/%252E./payments",
+		"/api/orders/%25252e%25252e/payments",
+		"/api/orders/%252fx",
+		"/api/orders/..%252f..%252fpayments",
+		"/api/orders/%255c..",
+		"/api/orders/%2500",
+		"/api/orders/%25zz",
+	} {
+		if st, _, body := e.check(p, bearer(tok)); st != 403 || !strings.Contains(body, reasonBadPath) {
+			t.Errorf("%q: %d %s, want 403 %s", p, st, body, reasonBadPath)
+		}
+	}
+	for _, p := range []string{"/api/orders/1;v=2", "/api/orders/a.b", "/api/orders/..a", "/api/orders/%2e%2ex", "/api/orders//1/", "/api/orders/...", "/api/orders/%41"} {
+		if st, _, body := e.check(p, bearer(tok)); st != 200 {
+			t.Errorf("%q: %d %s, want 200", p, st, body)
+		}
+	}
+}

@@ -70,16 +70,17 @@ func parsePEMCerts(encoded string) ([]*x509.Certificate, error) {
 // Extractors return the forwarded chain (leaf first), whether the source
 // carried a certificate at all, and an error for a malformed one.
 
-// extractALB reads the ALB headers; the chain header wins over the leaf.
-func extractALB(h http.Header) ([]*x509.Certificate, bool, error) {
-	v := h.Get(headerALBChain)
-	if v == "" {
-		if v = h.Get(headerALBLeaf); v == "" {
+// extractHeader reads a header holding one URL-encoded PEM bundle (the
+// ALB headers).
+func extractHeader(name string) func(http.Header) ([]*x509.Certificate, bool, error) {
+	return func(h http.Header) ([]*x509.Certificate, bool, error) {
+		v := h.Get(name)
+		if v == "" {
 			return nil, false, nil
 		}
+		certs, err := parsePEMCerts(v)
+		return certs, true, err
 	}
-	certs, err := parsePEMCerts(v)
-	return certs, true, err
 }
 
 // extractXFCC reads the last XFCC element: with SANITIZE_SET there is only
@@ -124,9 +125,25 @@ func extractXFCC(h http.Header) ([]*x509.Certificate, bool, error) {
 	return chain, true, nil
 }
 
+// certMode is one edge's way of forwarding the client certificate: the
+// header it sets and how to read it.
+type certMode struct {
+	header  string
+	extract func(http.Header) ([]*x509.Certificate, bool, error)
+}
+
+var certModes = map[string]certMode{
+	CertHeadersALBPassthrough: {headerALBChain, extractHeader(headerALBChain)},
+	CertHeadersALBVerify:      {headerALBLeaf, extractHeader(headerALBLeaf)},
+	CertHeadersXFCC:           {headerXFCC, extractXFCC},
+}
+
+// certHeaders is every certificate header of every mode.
+var certHeaders = []string{headerALBChain, headerALBLeaf, headerXFCC}
+
 // certAuth authenticates callers by forwarded client certificate.
 type certAuth struct {
-	mode    string
+	mode    certMode
 	roots   *x509.CertPool
 	clients *clientDB
 	cache   *ttlCache[certResult]
@@ -150,43 +167,20 @@ func loadCertPool(file string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-func (c *certAuth) present(h http.Header) bool {
-	alb := c.mode != CertHeadersXFCC && (h.Get(headerALBChain) != "" || h.Get(headerALBLeaf) != "")
-	xfcc := c.mode != CertHeadersALB && h.Get(headerXFCC) != ""
-	return alb || xfcc
-}
+func (c *certAuth) present(h http.Header) bool { return h.Get(c.mode.header) != "" }
 
-// certSources pairs each header source with the mode that ignores it.
-var certSources = []struct {
-	ignoredBy string
-	extract   func(http.Header) ([]*x509.Certificate, bool, error)
-}{
-	{CertHeadersXFCC, extractALB},
-	{CertHeadersALB, extractXFCC},
-}
-
-func (c *certAuth) extract(h http.Header) ([]*x509.Certificate, string) {
-	var found [][]*x509.Certificate
-	for _, src := range certSources {
-		if c.mode == src.ignoredBy {
-			continue
-		}
-		chain, ok, err := src.extract(h)
-		if err != nil {
-			return nil, reasonBadClientCert
-		}
-		if ok {
-			found = append(found, chain)
+// foreignHeader reports a certificate header the mode's edge never sets:
+// the client sent it, hoping we would read it (e.g. X-Amzn-Mtls-Clientcert
+// next to the -Leaf the ALB set in verify mode).
+func (c *certAuth) foreignHeader(h http.Header) bool {
+	for _, name := range certHeaders {
+		if name != c.mode.header {
+			if _, sent := h[name]; sent {
+				return true
+			}
 		}
 	}
-	switch len(found) {
-	case 0:
-		return nil, reasonMissingCredentials
-	case 1:
-		return found[0], ""
-	}
-	// Both sources at once never happens behind one edge; refuse to guess.
-	return nil, reasonAmbiguousCert
+	return false
 }
 
 // authenticate verifies the forwarded chain against --client-ca for client
@@ -195,14 +189,20 @@ func (c *certAuth) extract(h http.Header) ([]*x509.Certificate, string) {
 func (c *certAuth) authenticate(h http.Header) (*principal, string, string) {
 	// Look the raw header values up before parsing anything: parsing and
 	// chain verification dominate the cost.
+	if c.foreignHeader(h) {
+		return nil, "", reasonForeignCertHeader
+	}
 	now := c.now()
-	key := cacheKey(c.mode, h.Get(headerALBChain), h.Get(headerALBLeaf), strings.Join(h.Values(headerXFCC), ","))
+	key := cacheKey(strings.Join(h.Values(c.mode.header), ","))
 	if r, ok := c.cache.get(key, now); ok {
 		return r.p, r.subject, ""
 	}
-	chain, reason := c.extract(h)
-	if chain == nil {
-		return nil, "", reason
+	chain, found, err := c.mode.extract(h)
+	switch {
+	case err != nil:
+		return nil, "", reasonBadClientCert
+	case !found:
+		return nil, "", reasonMissingCredentials
 	}
 	leaf := chain[0]
 	subject := leaf.Subject.String()
@@ -223,9 +223,12 @@ func (c *certAuth) authenticate(h http.Header) (*principal, string, string) {
 		}
 		return nil, subject, reasonUntrustedCert
 	}
-	id := c.clients.lookup(leaf, subject)
-	if id == nil {
+	id, pinned := c.clients.lookup(leaf, subject)
+	switch {
+	case id == nil:
 		return nil, subject, reasonClientNotAllowed
+	case !pinned: // replaced (revoked) or never issued by our PKI
+		return nil, subject, reasonCertNotCurrent
 	}
 	p := newPrincipal(id, reasonAllowClientCert, subject)
 	// Reuse the result no longer than the verified chain stays valid.

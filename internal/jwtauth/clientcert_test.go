@@ -51,10 +51,10 @@ func TestCheckClientCertificate(t *testing.T) {
 		{"trailing junk", map[string]string{headerALBLeaf: albEncode(certPEM(good) + "junk")}, 401, reasonBadClientCert},
 		{"query-unescaped '+'", map[string]string{headerALBLeaf: strings.ReplaceAll(albEncode(certPEM(good)), "+", " ")}, 401, reasonBadClientCert},
 		{"unterminated XFCC quote", map[string]string{headerXFCC: `Cert="abc`}, 401, reasonBadClientCert},
-		{"ALB and XFCC at once", map[string]string{headerALBLeaf: albEncode(certPEM(good)), headerXFCC: xfccCert(good)}, 401, reasonAmbiguousCert},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			e.setCertMode(modeFor(c.hdr))
 			st, hdr, body := e.check("/api/payments/settle", c.hdr)
 			if st != c.status || !strings.Contains(body, c.reason) {
 				t.Fatalf("%d %s, want %d %s", st, body, c.status, c.reason)
@@ -65,6 +65,7 @@ func TestCheckClientCertificate(t *testing.T) {
 		})
 	}
 	// Path and origin rules use the client's own services and origins.
+	e.setCertMode(CertHeadersXFCC)
 	h := map[string]string{headerXFCC: xfccCert(good)}
 	if st, _, body := e.check("/api/orders", h); st != 403 || !strings.Contains(body, reasonPathNotAllowed) {
 		t.Errorf("client outside its services: %d %s", st, body)
@@ -96,32 +97,83 @@ func TestClientCertIntermediateChain(t *testing.T) {
 	inter := &testCA{cert: icert, key: ik}
 	leaf := inter.issue(t, "payments", time.Time{}, time.Time{}, x509.ExtKeyUsageClientAuth)
 
+	e.setCertMode(CertHeadersALBPassthrough)
 	if st, _, body := e.check("/api/payments", map[string]string{headerALBChain: albEncode(certPEM(leaf, icert))}); st != 200 {
 		t.Fatalf("ALB chain with intermediate: %d %s", st, body)
 	}
+	e.setCertMode(CertHeadersXFCC)
 	xfcc := `Cert="` + url.QueryEscape(certPEM(leaf)) + `";Chain="` + url.QueryEscape(certPEM(leaf, icert)) + `"`
 	if st, _, body := e.check("/api/payments", map[string]string{headerXFCC: xfcc}); st != 200 {
 		t.Fatalf("XFCC Cert+Chain: %d %s", st, body)
 	}
 	// Without the intermediate the leaf does not chain to the root.
+	e.setCertMode(CertHeadersALBVerify)
 	if st, _, _ := e.check("/api/payments", map[string]string{headerALBLeaf: albEncode(certPEM(leaf))}); st != 401 {
 		t.Fatalf("leaf without intermediate: %d", st)
 	}
 }
 
+// TestClientCertHeaderModes: each mode believes exactly the one header its
+// edge sets and refuses a request carrying any other certificate header,
+// even next to a good one or a valid token: a client added it. In alb-verify
+// mode the ALB sets -Leaf (client A here); a client adding the passthrough
+// header with client B's certificate used to authenticate as B.
 func TestClientCertHeaderModes(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.ClientCertHeaders = CertHeadersALB })
-	good := paymentsCert(t, e.ca, time.Time{}, time.Time{}, x509.ExtKeyUsageClientAuth)
-	if st, _, body := e.check("/api/payments", map[string]string{headerXFCC: xfccCert(good)}); st != 401 || !strings.Contains(body, reasonMissingCredentials) {
-		t.Errorf("alb mode must ignore XFCC: %d %s", st, body)
+	e := newEnv(t, nil)
+	clients := writeFile(t, e.dir, "two-clients.yaml", `clients:
+  - {subject: "CN=client-a,O=Example\\, Inc.", id: client-a, services: [/]}
+  - {subject: "CN=client-b,O=Example\\, Inc.", id: client-b, services: [/]}
+`)
+	var err error
+	if e.srv.certs.clients, err = loadClients(clients); err != nil {
+		t.Fatal(err)
 	}
-	if st, _, _ := e.check("/api/payments", map[string]string{headerALBLeaf: albEncode(certPEM(good))}); st != 200 {
-		t.Errorf("alb mode with ALB header: %d", st)
+	a := e.ca.issue(t, "client-a", time.Time{}, time.Time{}, x509.ExtKeyUsageClientAuth)
+	b := e.ca.issue(t, "client-b", time.Time{}, time.Time{}, x509.ExtKeyUsageClientAuth)
+	sent := map[string]string{ // each header, carrying B: what a client can add
+		headerALBChain: albEncode(certPEM(b, e.ca.cert)),
+		headerALBLeaf:  albEncode(certPEM(b)),
+		headerXFCC:     xfccCert(b),
+	}
+	edge := map[string]string{ // what each mode's edge sets for A
+		CertHeadersALBPassthrough: albEncode(certPEM(a, e.ca.cert)),
+		CertHeadersALBVerify:      albEncode(certPEM(a)),
+		CertHeadersXFCC:           xfccCert(a),
+	}
+	tok := e.login("bob", "bobpw")
+	for mode, m := range certModes {
+		e.setCertMode(mode)
+		if st, hdr, body := e.check("/x", map[string]string{m.header: edge[mode]}); st != 200 || hdr.Get("X-User-ID") != "client-a" {
+			t.Errorf("%s: own header alone: %d %s %v", mode, st, body, hdr)
+		}
+		for name, v := range sent {
+			if name == m.header {
+				continue
+			}
+			if st, _, body := e.check("/x", map[string]string{m.header: edge[mode], name: v}); st != 401 || !strings.Contains(body, reasonForeignCertHeader) {
+				t.Errorf("%s: %s added next to the edge's header: %d %s, want 401 %s", mode, name, st, body, reasonForeignCertHeader)
+			}
+			if st, _, body := e.check("/x", map[string]string{name: v}); st != 401 || !strings.Contains(body, reasonForeignCertHeader) {
+				t.Errorf("%s: %s alone: %d %s", mode, name, st, body)
+			}
+			h := bearer(tok)
+			h[name] = v
+			if st, _, body := e.check("/x", h); st != 401 || !strings.Contains(body, reasonForeignCertHeader) {
+				t.Errorf("%s: %s next to a valid token: %d %s", mode, name, st, body)
+			}
+			st, m, _ := e.tokenReq(url.Values{"grant_type": {GrantClientCert}}, map[string]string{m.header: edge[mode], name: v})
+			if st != 400 || m["error"] != "invalid_grant" {
+				t.Errorf("%s: token grant with %s added: %d %v", mode, name, st, m)
+			}
+		}
+	}
+	if !strings.Contains(e.logs.String(), `"reason":"`+reasonForeignCertHeader+`"`) {
+		t.Error("refusals are not in the audit log with their reason")
 	}
 }
 
 func TestClientCertCacheRespectsExpiry(t *testing.T) {
-	e := newEnv(t, nil)
+	e := newEnv(t, func(c *Config) { c.ClientCertHeaders = CertHeadersALBVerify })
 	leaf := e.ca.issue(t, "payments", time.Now().Add(-time.Hour), e.clk.now().Add(time.Minute), x509.ExtKeyUsageClientAuth)
 	h := map[string]string{headerALBLeaf: albEncode(certPEM(leaf))}
 	if st, _, _ := e.check("/api/payments", h); st != 200 {
@@ -157,4 +209,45 @@ func TestParsePEMCertsALBEncoding(t *testing.T) {
 		t.Error("oversize header accepted")
 	}
 	_ = http.StatusOK
+}
+
+// TestClientCertPinning: a trusted client from the stack CA is its current
+// certificate(s), not every certificate ever issued for its CN. After the
+// PKI re-issues it (new fingerprint in the clients file), the old one
+// (e.g. stolen with its key) is refused, though it still chains and has
+// not expired.
+func TestClientCertPinning(t *testing.T) {
+	e := newEnv(t, nil)
+	stolen := e.ca.issue(t, "payments", time.Time{}, time.Time{}, x509.ExtKeyUsageClientAuth)
+	current := e.ca.issue(t, "payments", time.Time{}, time.Time{}, x509.ExtKeyUsageClientAuth)
+	pinned := func(certs ...*x509.Certificate) *env {
+		var fps []string
+		for _, c := range certs {
+			fps = append(fps, `"`+CertFingerprint(c.Raw)+`"`)
+		}
+		return newEnv(t, func(c *Config) {
+			c.ClientsFile = writeFile(t, t.TempDir(), "clients.yaml",
+				"clients:\n  - {name: payments, fingerprints: ["+strings.Join(fps, ", ")+"], services: [/api/payments]}\n")
+			c.ClientCAFile = writeFile(t, t.TempDir(), "ca.pem", string(e.ca.pem))
+		})
+	}
+	before := pinned(stolen)
+	if st, hdr, body := before.check("/api/payments", map[string]string{headerXFCC: xfccCert(stolen)}); st != 200 || hdr.Get("X-User-ID") != "payments" {
+		t.Fatalf("pinned certificate: %d %s", st, body)
+	}
+	after := pinned(current) // `pulumi up --replace` re-issued the certificate
+	if st, _, body := after.check("/api/payments", map[string]string{headerXFCC: xfccCert(stolen)}); st != 401 || !strings.Contains(body, reasonCertNotCurrent) {
+		t.Fatalf("replaced certificate: %d %s, want 401 %s", st, body, reasonCertNotCurrent)
+	}
+	if st, _, body := after.check("/api/payments", map[string]string{headerXFCC: xfccCert(current)}); st != 200 {
+		t.Fatalf("current certificate: %d %s", st, body)
+	}
+	st, m, _ := after.tokenReq(url.Values{"grant_type": {GrantClientCert}}, map[string]string{headerXFCC: xfccCert(stolen)})
+	if st != 400 || m["error"] != "invalid_grant" {
+		t.Fatalf("token grant with the replaced certificate: %d %v", st, m)
+	}
+	// During a renewal both may be pinned.
+	if st, _, _ := pinned(stolen, current).check("/api/payments", map[string]string{headerXFCC: xfccCert(stolen)}); st != 200 {
+		t.Fatalf("two pins: %d", st)
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"time"
 )
 
@@ -31,13 +32,18 @@ const (
 	MaxTokenBytes = 8 << 10
 	// DefaultBcryptCost is used for hashes this program generates.
 	DefaultBcryptCost = 12
+	// MaxUsernameBytes bounds a username: longer ones are refused before
+	// any state (a throttle bucket) is kept for them.
+	MaxUsernameBytes = 256
 )
 
-// Client-certificate header sources (Config.ClientCertHeaders).
+// Client-certificate header modes (Config.ClientCertHeaders): each names
+// the one header its edge sets. A request carrying any other certificate
+// header is refused, since only a client can have put it there.
 const (
-	CertHeadersAny  = "any"  // ALB X-Amzn-Mtls-Clientcert* or Envoy XFCC
-	CertHeadersALB  = "alb"  // only X-Amzn-Mtls-Clientcert*
-	CertHeadersXFCC = "xfcc" // only x-forwarded-client-cert
+	CertHeadersALBPassthrough = "alb-passthrough" // X-Amzn-Mtls-Clientcert (the chain)
+	CertHeadersALBVerify      = "alb-verify"      // X-Amzn-Mtls-Clientcert-Leaf
+	CertHeadersXFCC           = "xfcc"            // x-forwarded-client-cert (Envoy terminates TLS)
 )
 
 // Config is everything New needs. Zero values get the defaults noted.
@@ -60,8 +66,9 @@ type Config struct {
 	// HTTPClient fetches the upstream JWKS (default: 5 s timeout).
 	HTTPClient *http.Client
 
-	// ClientCertHeaders picks which forwarded-certificate headers are
-	// believed: "any" (default), "alb" or "xfcc". Only the edge may set them.
+	// ClientCertHeaders is the mode: which one forwarded-certificate header
+	// is believed (alb-passthrough, alb-verify or xfcc); required with
+	// ClientsFile. Only the edge may set it.
 	ClientCertHeaders string
 	// TrustedHops is how many proxies in front of us append to
 	// X-Forwarded-For; the source address for throttling is the entry that
@@ -97,6 +104,16 @@ type ThrottleConfig struct {
 	IPBurst      int           // default 20
 	IPInterval   time.Duration // default 1s
 	MaxEntries   int           // per map, default 10000
+
+	// Password hashing (bcrypt) across all sources: at most MaxHashes at
+	// once (default half the CPUs, at least one, so checks keep the other
+	// half under a login flood), MaxHashQueue more waiting up to
+	// MaxHashWait (defaults 2×MaxHashes, 1s), at most MaxLoginRate
+	// attempts per second per replica (default 20); the rest get 503.
+	MaxHashes    int
+	MaxHashQueue int
+	MaxHashWait  time.Duration
+	MaxLoginRate int
 }
 
 func (c *Config) setDefaults() {
@@ -105,9 +122,6 @@ func (c *Config) setDefaults() {
 	}
 	if c.TokenTTL == 0 {
 		c.TokenTTL = DefaultTokenTTL
-	}
-	if c.ClientCertHeaders == "" {
-		c.ClientCertHeaders = CertHeadersAny
 	}
 	if !c.TrustedHopsSet {
 		c.TrustedHops = 1
@@ -143,6 +157,18 @@ func (c *Config) setDefaults() {
 	if t.MaxEntries == 0 {
 		t.MaxEntries = 10000
 	}
+	if t.MaxHashes == 0 {
+		t.MaxHashes = max(1, runtime.GOMAXPROCS(0)/2)
+	}
+	if t.MaxHashQueue == 0 {
+		t.MaxHashQueue = 2 * t.MaxHashes
+	}
+	if t.MaxHashWait == 0 {
+		t.MaxHashWait = time.Second
+	}
+	if t.MaxLoginRate == 0 {
+		t.MaxLoginRate = 20
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -162,13 +188,11 @@ func (c *Config) Validate() error {
 	if c.TokenTTL < MinTokenTTL || c.TokenTTL > MaxTokenTTL {
 		return fmt.Errorf("--token-ttl %s is outside the allowed range %s to %s", c.TokenTTL, MinTokenTTL, MaxTokenTTL)
 	}
-	switch c.ClientCertHeaders {
-	case CertHeadersAny, CertHeadersALB, CertHeadersXFCC:
-	default:
-		return fmt.Errorf("--client-cert-headers %q: want any, alb or xfcc", c.ClientCertHeaders)
-	}
 	if (c.ClientsFile == "") != (c.ClientCAFile == "") {
 		return errors.New("--clients and --client-ca must be given together")
+	}
+	if _, known := certModes[c.ClientCertHeaders]; c.ClientsFile != "" && !known {
+		return fmt.Errorf("--client-cert-headers %q: with --clients give the header your edge sets: alb-passthrough, alb-verify or xfcc", c.ClientCertHeaders)
 	}
 	oidcSet := 0
 	for _, v := range []string{c.OIDCIssuer, c.OIDCAudience, c.OIDCJWKSURL} {
@@ -188,6 +212,9 @@ func (c *Config) Validate() error {
 	t := c.Throttle
 	if t.UserBurst < 1 || t.IPBurst < 1 || t.UserInterval <= 0 || t.IPInterval <= 0 || t.MaxEntries < 1 {
 		return errors.New("login throttle settings must be positive")
+	}
+	if t.MaxHashes < 1 || t.MaxHashQueue < 0 || t.MaxHashWait <= 0 || t.MaxLoginRate < 1 {
+		return errors.New("--login-max-hashes and --login-max-rate must be positive")
 	}
 	return nil
 }

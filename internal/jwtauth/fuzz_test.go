@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"net/http"
 	"net/url"
+	"path"
 	"reflect"
 	"slices"
 	"strings"
@@ -133,6 +134,14 @@ func FuzzForwardedCert(f *testing.F) {
 	f.Add(albEncode(certPEM(good, e.ca.cert)), "")
 	f.Add(url.QueryEscape(certPEM(good)), "")
 	f.Add("", `Hash=x;Cert="`+url.QueryEscape(certPEM(good))+`";Chain="`+url.QueryEscape(certPEM(good, e.ca.cert))+`"`)
+	// The ALB value goes in the passthrough header: each mode sees it and
+	// XFCC, one of them foreign.
+	var modes []*certAuth
+	for _, m := range []string{CertHeadersALBPassthrough, CertHeadersXFCC} {
+		c := *e.srv.certs
+		c.mode, c.cache = certModes[m], newTTLCache[certResult](100)
+		modes = append(modes, &c)
+	}
 	f.Fuzz(func(t *testing.T, alb, xfcc string) {
 		h := http.Header{}
 		if alb != "" {
@@ -141,15 +150,73 @@ func FuzzForwardedCert(f *testing.F) {
 		if xfcc != "" {
 			h.Set(headerXFCC, xfcc)
 		}
-		p, _, reason := e.srv.certs.authenticate(h)
-		if p == nil {
-			if !slices.Contains(denyReasons, reason) {
-				t.Fatalf("unknown reason %q", reason)
+		for _, mode := range modes {
+			p, _, reason := mode.authenticate(h)
+			if p == nil {
+				if !slices.Contains(denyReasons, reason) {
+					t.Fatalf("unknown reason %q", reason)
+				}
+				continue
 			}
-			return
-		}
-		if p.id != "payments" || p.certSubject != good.Subject.String() {
-			t.Fatalf("identity %+v", p)
+			if p.id != "payments" || p.certSubject != good.Subject.String() {
+				t.Fatalf("identity %+v", p)
+			}
+			if alb != "" && xfcc != "" {
+				t.Fatalf("%s mode accepted a request with both headers", mode.mode.header)
+			}
 		}
 	})
+}
+
+// FuzzOriginalPath: whatever path jwt-auth accepts, an upstream that
+// resolves it its own way (servlet ";" parameters, one or two more rounds
+// of percent-decoding) finds no dot-segment to resolve and no hidden
+// slash, so it serves the same path jwt-auth authorised. The model is
+// path.Clean, independent of originalPath's own rules.
+func FuzzOriginalPath(f *testing.F) {
+	for _, s := range []string{"/api/a/..;/b/items", "/api/a/%2e%2e;/b", "/api/a/%252e%252e/b", "/api/a;x/b", "/a//b/", "/a/%252f/b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		u, err := url.ParseRequestURI("/auth" + raw)
+		if err != nil {
+			return
+		}
+		p, ok := originalPath(&http.Request{URL: u})
+		if !ok {
+			return
+		}
+		if path.Clean(p) != p {
+			t.Fatalf("accepted %q as unclean %q", raw, p)
+		}
+		servlet := func(s string) string {
+			segs := strings.Split(s, "/")
+			for i, seg := range segs {
+				segs[i], _, _ = strings.Cut(seg, ";")
+			}
+			return strings.Join(segs, "/")
+		}
+		view := u.Path // what reached the upstream, decoded once
+		for round := range 3 {
+			for _, v := range []string{view, servlet(view)} {
+				if resolved := path.Clean(v); resolved != mergeSlashes(v) {
+					t.Fatalf("accepted %q (%q); after %d more decodes an upstream sees %q and resolves it to %q", raw, p, round, v, resolved)
+				}
+			}
+			if view, err = url.PathUnescape(view); err != nil {
+				return
+			}
+		}
+	})
+}
+
+// mergeSlashes is path.Clean without resolving dot-segments.
+func mergeSlashes(p string) string {
+	var out []string
+	for _, s := range strings.Split(p, "/") {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return "/" + strings.Join(out, "/")
 }

@@ -1,6 +1,7 @@
 package jwtauth
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"mime"
@@ -111,7 +112,7 @@ func (s *Server) grant(w http.ResponseWriter, r *http.Request) grantOutcome {
 	var out grantOutcome
 	switch {
 	case grant == GrantPassword && s.users != nil:
-		out = s.passwordGrant(form.Get("username"), form.Get("password"), now)
+		out = s.passwordGrant(r.Context(), form.Get("username"), form.Get("password"), now)
 	case grant == GrantClientCert && s.certs != nil:
 		out = s.clientCertGrant(r)
 	case grant == GrantTokenExchange && s.oidc != nil:
@@ -138,15 +139,27 @@ func throttled(grant string, wait time.Duration) grantOutcome {
 	return out
 }
 
-func (s *Server) passwordGrant(username, password string, now time.Time) grantOutcome {
+func (s *Server) passwordGrant(ctx context.Context, username, password string, now time.Time) grantOutcome {
 	if username == "" || password == "" {
 		return refuse(http.StatusBadRequest, "invalid_request", "username and password are required", "bad_request")
+	}
+	if len(username) > MaxUsernameBytes {
+		return refuse(http.StatusBadRequest, "invalid_request", "username too long", "bad_request")
 	}
 	if ok, wait := s.userLimits.allow(strings.ToLower(username), now); !ok {
 		return throttled(GrantPassword, wait)
 	}
-	id, ok := s.users.authenticate(username, password)
-	if !ok {
+	var id *Identity
+	ok := false
+	err := s.hashes.run(ctx, func() { id, ok = s.users.authenticate(username, password) })
+	switch {
+	case errors.Is(err, errHashBusy):
+		out := refuse(http.StatusServiceUnavailable, "temporarily_unavailable", "too many logins in progress, retry later", "busy")
+		out.retryAfter = time.Second
+		return out
+	case err != nil: // the client went away; nobody reads the answer
+		return refuse(http.StatusServiceUnavailable, "temporarily_unavailable", "request cancelled", "cancelled")
+	case !ok:
 		return errBadLogin
 	}
 	return grantOutcome{id: id}

@@ -174,7 +174,7 @@ func TestSourceAddr(t *testing.T) {
 }
 
 func TestClientCertificateGrant(t *testing.T) {
-	e := newEnv(t, nil)
+	e := newEnv(t, func(c *Config) { c.ClientCertHeaders = CertHeadersALBVerify })
 	good := paymentsCert(t, e.ca, time.Time{}, time.Time{}, x509.ExtKeyUsageClientAuth)
 	form := url.Values{"grant_type": {GrantClientCert}}
 	st, m, _ := e.tokenReq(form, map[string]string{headerALBLeaf: albEncode(certPEM(good))})
@@ -187,7 +187,7 @@ func TestClientCertificateGrant(t *testing.T) {
 	}
 	other := newCA(t, "other").issue(t, "payments", time.Time{}, time.Time{}, x509.ExtKeyUsageClientAuth)
 	for name, h := range map[string]map[string]string{
-		"other CA":  {headerXFCC: xfccCert(other)},
+		"other CA":  {headerALBLeaf: albEncode(certPEM(other))},
 		"no cert":   nil,
 		"malformed": {headerALBLeaf: "%%%"},
 	} {

@@ -68,16 +68,29 @@ func writeKey(t testing.TB, dir, kid string, pkcs8 bool) *ecdsa.PrivateKey {
 		}
 		block = &pem.Block{Type: "PRIVATE KEY", Bytes: der}
 	} else {
-		der, err := x509.MarshalECPrivateKey(k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		block = &pem.Block{Type: "EC PRIVATE KEY", Bytes: der}
+		block = sec1(t, k)
 	}
 	if err := os.WriteFile(filepath.Join(dir, kid+".pem"), pem.EncodeToMemory(block), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return k
+}
+
+func sec1(t testing.TB, k *ecdsa.PrivateKey) *pem.Block {
+	t.Helper()
+	der, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &pem.Block{Type: "EC PRIVATE KEY", Bytes: der}
+}
+
+// writePEMKey writes a given key as <kid>.pem (SEC1).
+func writePEMKey(t testing.TB, dir, kid string, k *ecdsa.PrivateKey) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, kid+".pem"), pem.EncodeToMemory(sec1(t, k)), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func writeFile(t testing.TB, dir, name, content string) string {
@@ -252,6 +265,7 @@ func newEnv(t testing.TB, mutate func(*Config)) *env {
 		UsersFile:         users,
 		ClientsFile:       clients,
 		ClientCAFile:      caFile,
+		ClientCertHeaders: CertHeadersXFCC,
 		KeyReloadInterval: -1,
 		Logger:            slog.New(slog.NewJSONHandler(e.logs, nil)),
 		Now:               e.clk.now,
@@ -267,6 +281,23 @@ func newEnv(t testing.TB, mutate func(*Config)) *env {
 	e.ts = httptest.NewServer(srv.Handler())
 	t.Cleanup(e.ts.Close)
 	return e
+}
+
+// setCertMode switches the forwarded-certificate mode of a running env
+// (one edge never switches; tests reuse one CA across modes).
+func (e *env) setCertMode(mode string) {
+	e.srv.certs.mode = certModes[mode]
+	e.srv.certs.cache.purge()
+}
+
+// modeFor is the mode whose edge sets the one certificate header in hdr.
+func modeFor(hdr map[string]string) string {
+	for mode, m := range certModes {
+		if _, ok := hdr[m.header]; ok {
+			return mode
+		}
+	}
+	return CertHeadersXFCC
 }
 
 // do sends a request and returns status, headers and body.
@@ -330,7 +361,8 @@ func (e *env) claims() jwt.MapClaims {
 	}
 }
 
-// sign makes an ES256 token with the given key and kid.
+// sign makes an ES256 token with the given key and kid, in the low-S
+// spelling jwt-auth mints and accepts.
 func sign(t testing.TB, key *ecdsa.PrivateKey, kid string, c jwt.Claims) string {
 	t.Helper()
 	tok := jwt.NewWithClaims(jwt.SigningMethodES256, c)
@@ -339,5 +371,5 @@ func sign(t testing.TB, key *ecdsa.PrivateKey, kid string, c jwt.Claims) string 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s
+	return toLowS(s)
 }

@@ -10,9 +10,11 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -30,7 +32,7 @@ var kidPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
 type KeySet struct {
 	verify      map[string]*ecdsa.PublicKey
 	kids        []string // sorted
-	signKID     string   // lexically greatest kid
+	signKID     string   // ActiveKIDFile's kid, else the lexically greatest
 	signKey     *ecdsa.PrivateKey
 	jwks        []byte
 	fingerprint [32]byte
@@ -89,6 +91,15 @@ func ParseSigningKeyPEM(data []byte) (*ecdsa.PrivateKey, error) {
 	return key, nil
 }
 
+// ActiveKIDFile, next to the <kid>.pem files, names the one kid that signs.
+// Every other key only verifies, which is what makes rotation safe across
+// replicas: a new key is first published (in the directory, the JWKS and
+// every replica's verify set) while the old one still signs, and only a
+// later change makes it sign; the old key then stays as a verifier until
+// the tokens it signed have expired. Without the file the lexically
+// greatest kid signs (a plain directory of keys).
+const ActiveKIDFile = "active-kid"
+
 // LoadKeyDir reads every <kid>.pem in dir. Dotfiles and dot-directories
 // are skipped: a Kubernetes Secret mount holds "..data" and
 // "..<timestamp>" entries next to the <kid>.pem symlinks, which are
@@ -141,15 +152,35 @@ func LoadKeyDir(dir string) (*KeySet, error) {
 		fmt.Fprintf(h, "%s\x00%x\x00", kid, der)
 		jwks.Keys = append(jwks.Keys, jose.JSONWebKey{Key: ks.verify[kid], KeyID: kid, Algorithm: "ES256", Use: "sig"})
 	}
-	copy(ks.fingerprint[:], h.Sum(nil))
-	if n := len(ks.kids); n > 0 {
-		ks.signKID = ks.kids[n-1]
-		ks.signKey = privs[ks.signKID]
+	if ks.signKID, err = activeKID(dir, ks.kids); err != nil {
+		return nil, err
 	}
+	ks.signKey = privs[ks.signKID]
+	fmt.Fprintf(h, "active\x00%s", ks.signKID)
+	copy(ks.fingerprint[:], h.Sum(nil))
 	if ks.jwks, err = json.Marshal(jwks); err != nil {
 		return nil, fmt.Errorf("jwks: %w", err)
 	}
 	return ks, nil
+}
+
+// activeKID reads ActiveKIDFile; it must name a key of the directory.
+func activeKID(dir string, kids []string) (string, error) {
+	data, err := os.ReadFile(filepath.Join(dir, ActiveKIDFile))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if len(kids) == 0 {
+			return "", nil
+		}
+		return kids[len(kids)-1], nil
+	case err != nil:
+		return "", fmt.Errorf("signing keys: %w", err)
+	}
+	kid := strings.TrimSpace(string(data))
+	if !slices.Contains(kids, kid) {
+		return "", fmt.Errorf("signing keys: %s names %q, but there is no %s.pem in %s", ActiveKIDFile, kid, kid, dir)
+	}
+	return kid, nil
 }
 
 // keyManager holds the current KeySet and swaps it on reload.

@@ -2,6 +2,7 @@ package jwtauth
 
 import (
 	"net/http"
+	"regexp"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,7 +37,7 @@ var (
 		reasonBadSignature, reasonUnknownKID, reasonExpired, reasonNotYetValid, reasonBadIssuer,
 		reasonBadAudience, reasonMissingClaim, reasonInvalidClaims, reasonBadPath, reasonPathNotAllowed,
 		reasonOriginNotAllowed, reasonBadClientCert, reasonUntrustedCert, reasonExpiredCert,
-		reasonClientNotAllowed, reasonAmbiguousCert,
+		reasonClientNotAllowed, reasonForeignCertHeader, reasonCertNotCurrent, reasonNonCanonicalSig, reasonLifetimeTooLong,
 	}
 	grantLabels = []string{GrantPassword, GrantClientCert, GrantTokenExchange, "other", ""}
 )
@@ -90,7 +91,10 @@ func newMetrics() *metrics {
 		m.latency[e] = latency.WithLabelValues(e)
 	}
 	m.reg.MustRegister(m.decisions, m.grants, m.minted, latency, m.keys, m.reloads,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		// go_gc_heap_live_bytes: the heap the last GC kept, the figure
+		// that shows whether client input can make us hold memory.
+		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
+			collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/gc/heap/live:bytes$`)})), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 

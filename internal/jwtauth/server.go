@@ -25,6 +25,7 @@ type Server struct {
 	oidc       *oidcVerifier // nil: token exchange off
 	userLimits *limiterMap
 	ipLimits   *limiterMap
+	hashes     *hashGate
 	metrics    *metrics
 	stopping   atomic.Bool
 }
@@ -56,7 +57,7 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	if cfg.ClientsFile != "" {
-		c := &certAuth{mode: cfg.ClientCertHeaders, now: cfg.Now, cache: newTTLCache[certResult](cfg.TokenCacheSize)}
+		c := &certAuth{mode: certModes[cfg.ClientCertHeaders], now: cfg.Now, cache: newTTLCache[certResult](cfg.TokenCacheSize)}
 		if c.roots, err = loadCertPool(cfg.ClientCAFile); err != nil {
 			return nil, err
 		}
@@ -71,6 +72,7 @@ func New(cfg Config) (*Server, error) {
 	t := cfg.Throttle
 	s.userLimits = newLimiterMap(t.UserBurst, t.UserInterval, t.MaxEntries)
 	s.ipLimits = newLimiterMap(t.IPBurst, t.IPInterval, t.MaxEntries)
+	s.hashes = newHashGate(t)
 	ks := s.keys.current()
 	s.log.Info("starting", slog.String("signing_kid", ks.signKID), slog.Any("kids", ks.kids),
 		slog.Bool("password_grant", s.users != nil), slog.Bool("client_certificates", s.certs != nil),

@@ -90,3 +90,9 @@ func sourceAddr(r *http.Request, trustedHops int) string {
 	}
 	return host
 }
+
+func (l *limiterMap) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.m)
+}

@@ -81,7 +81,7 @@ func (s *Server) mint(id *Identity) (string, time.Duration, error) {
 	t := jwt.NewWithClaims(jwt.SigningMethodES256, c)
 	t.Header["kid"] = ks.signKID
 	signed, err := t.SignedString(ks.signKey)
-	return signed, s.cfg.TokenTTL, err
+	return toLowS(signed), s.cfg.TokenTTL, err
 }
 
 func nonNil(s []string) []string {
@@ -95,10 +95,11 @@ func nonNil(s []string) []string {
 // until exp+leeway (capped) and only for the key set that verified them,
 // so dropping a key from rotation also drops its cached tokens.
 type tokenVerifier struct {
-	keys   *keyManager
-	parser *jwt.Parser
-	cache  *ttlCache[cachedToken]
-	now    func() time.Time
+	maxLifetime time.Duration // exp - iat; what we mint
+	keys        *keyManager
+	parser      *jwt.Parser
+	cache       *ttlCache[cachedToken]
+	now         func() time.Time
 }
 
 // cachedToken is a verification result: a principal, or the reason
@@ -114,7 +115,7 @@ type cachedToken struct {
 const maxCacheLife = 5 * time.Minute
 
 func newTokenVerifier(cfg *Config, keys *keyManager) *tokenVerifier {
-	v := &tokenVerifier{keys: keys, now: cfg.Now, cache: newTTLCache[cachedToken](cfg.TokenCacheSize)}
+	v := &tokenVerifier{maxLifetime: cfg.TokenTTL, keys: keys, now: cfg.Now, cache: newTTLCache[cachedToken](cfg.TokenCacheSize)}
 	v.parser = strictParser([]string{jwt.SigningMethodES256.Alg()}, cfg.Issuer, cfg.Audience, cfg.Now)
 	return v
 }
@@ -149,6 +150,8 @@ const (
 	reasonBadAudience        = "bad_audience"
 	reasonMissingClaim       = "missing_claim"
 	reasonInvalidClaims      = "invalid_claims"
+	reasonNonCanonicalSig    = "non_canonical_signature"
+	reasonLifetimeTooLong    = "token_lifetime_too_long"
 )
 
 var errUnknownKID = errors.New("unknown kid")
@@ -163,6 +166,9 @@ func (v *tokenVerifier) verify(tok string) (*principal, string) {
 	key := cacheKey(tok)
 	if c, ok := v.cache.get(key, now); ok && c.keys == ks {
 		return c.p, c.reason
+	}
+	if highS(tok) {
+		return nil, reasonNonCanonicalSig
 	}
 	var claims Claims
 	_, err := v.parser.ParseWithClaims(tok, &claims, func(t *jwt.Token) (any, error) {
@@ -179,8 +185,14 @@ func (v *tokenVerifier) verify(tok string) (*principal, string) {
 		}
 		return nil, reason
 	}
-	if claims.Subject == "" || claims.ExpiresAt == nil {
+	if claims.Subject == "" || claims.ExpiresAt == nil || claims.IssuedAt == nil {
 		return nil, reasonMissingClaim
+	}
+	// A correctly signed token may still outlive what we mint: a leaked
+	// signing key, or a token minted under a longer TTL, must not yield
+	// one valid for days.
+	if claims.ExpiresAt.Sub(claims.IssuedAt.Time) > v.maxLifetime {
+		return nil, reasonLifetimeTooLong
 	}
 	p := newPrincipal(&Identity{ID: claims.Subject, Permissions: claims.Permissions,
 		Services: claims.Services, Origins: claims.Origins}, reasonAllowToken, "")

@@ -2,7 +2,6 @@ package jwtauth
 
 import (
 	"bytes"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,28 +39,8 @@ type UserEntry struct {
 	Access
 }
 
-// ClientEntry is one trusted client in --clients, matched by exact
-// subject DN or, for certificates from the stack's own CA
-// (ztedge:trustedClients), by common name.
-type ClientEntry struct {
-	// Subject is the certificate subject DN in RFC 2253 form, as printed by
-	// `openssl x509 -noout -subject -nameopt RFC2253`, e.g.
-	// "CN=payments,O=Example Corp".
-	Subject string `json:"subject,omitempty"`
-	// Name matches the subject's CN alone. Every CA in --client-ca is
-	// trusted to issue it, so use it with a private CA only.
-	Name string `json:"name,omitempty"`
-	// ID becomes the token sub and X-User-ID (default: Name, else Subject).
-	ID string `json:"id,omitempty"`
-	Access
-}
-
 type usersFile struct {
 	Users []UserEntry `json:"users"`
-}
-
-type clientsFile struct {
-	Clients []ClientEntry `json:"clients"`
 }
 
 // userDB is the loaded --users file.
@@ -81,14 +60,12 @@ type userRecord struct {
 // readStrict parses YAML or JSON (JSON is YAML) and rejects unknown keys,
 // so a typo such as "service:" fails loudly instead of granting nothing.
 // The entries may sit under listKey or be the whole document (a list).
-func readStrict(file, flag, listKey string, into any) error {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return fmt.Errorf("%s: %w", flag, err)
-	}
+// source names the document in errors ("--users <file>", or the stack
+// setting it came from).
+func readStrict(data []byte, source, listKey string, into any) error {
 	js, err := yaml.YAMLToJSON(data)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", flag, file, err)
+		return fmt.Errorf("%s: %w", source, err)
 	}
 	if t := bytes.TrimSpace(js); len(t) > 0 && t[0] == '[' {
 		js = slices.Concat([]byte(`{"`+listKey+`":`), t, []byte("}"))
@@ -96,9 +73,19 @@ func readStrict(file, flag, listKey string, into any) error {
 	dec := json.NewDecoder(bytes.NewReader(js))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(into); err != nil {
-		return fmt.Errorf("%s %s: %w", flag, file, err)
+		return fmt.Errorf("%s: %w", source, err)
 	}
 	return nil
+}
+
+// readFile reads a flag's file; the source in later errors is
+// "<flag> <file>".
+func readFile(flag, file string) ([]byte, string, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", flag, err)
+	}
+	return data, flag + " " + file, nil
 }
 
 // either merges two spellings of one field.
@@ -113,50 +100,89 @@ func either(a, b, name string) (string, error) {
 }
 
 func loadUsers(file string) (*userDB, error) {
-	var f usersFile
-	if err := readStrict(file, "--users", "users", &f); err != nil {
+	data, source, err := readFile("--users", file)
+	if err != nil {
 		return nil, err
+	}
+	db, maxCost, err := parseUsers(data, source)
+	if err != nil {
+		return nil, err
+	}
+	db.dummyHash, err = bcrypt.GenerateFromPassword([]byte("not-a-real-password"), maxCost)
+	return db, err
+}
+
+// ValidateUsers checks a users document as jwt-auth would load it, so a
+// deployment can refuse a bad one before any pod crash-loops on it.
+func ValidateUsers(data []byte, source string) error {
+	_, _, err := parseUsers(data, source)
+	return err
+}
+
+// parseUsers builds the user table and reports the highest bcrypt cost.
+func parseUsers(data []byte, source string) (*userDB, int, error) {
+	var f usersFile
+	if err := readStrict(data, source, "users", &f); err != nil {
+		return nil, 0, err
 	}
 	db := &userDB{byName: map[string]*userRecord{}, byOIDC: map[string]*userRecord{}}
 	maxCost := bcrypt.MinCost
 	for i, u := range f.Users {
-		where := fmt.Sprintf("--users %s: user #%d (%q)", file, i+1, u.Username)
-		if err := checkID(u.Username); err != nil {
-			return nil, fmt.Errorf("%s: username %w", where, err)
+		where := fmt.Sprintf("%s: user #%d (%q)", source, i+1, clip(u.Username, 64))
+		rec, cost, err := u.record()
+		if err != nil {
+			return nil, 0, fmt.Errorf("%s: %w", where, err)
 		}
 		if db.byName[u.Username] != nil {
-			return nil, fmt.Errorf("%s: duplicate username", where)
+			return nil, 0, fmt.Errorf("%s: duplicate username", where)
 		}
-		acc, err := u.Access.normalise()
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", where, err)
-		}
-		rec := &userRecord{id: Identity{ID: u.Username, Permissions: acc.Permissions, Services: acc.Services, Origins: acc.Origins}}
-		if u.PasswordHash, err = either(u.PasswordHash, u.PasswordHashCamel, "password_hash"); err != nil {
-			return nil, fmt.Errorf("%s: %w", where, err)
-		}
-		if u.OIDCSubject, err = either(u.OIDCSubject, u.OIDCSubjectCamel, "oidc_subject"); err != nil {
-			return nil, fmt.Errorf("%s: %w", where, err)
-		}
-		if u.PasswordHash != "" {
-			cost, err := bcrypt.Cost([]byte(u.PasswordHash))
-			if err != nil {
-				return nil, fmt.Errorf("%s: password_hash is not a bcrypt hash: %w", where, err)
+		if sub := u.oidcSubject(); sub != "" {
+			if db.byOIDC[sub] != nil {
+				return nil, 0, fmt.Errorf("%s: oidc_subject %q used twice", where, sub)
 			}
-			maxCost = max(maxCost, cost)
-			rec.hash = []byte(u.PasswordHash)
+			db.byOIDC[sub] = rec
 		}
-		if u.OIDCSubject != "" {
-			if db.byOIDC[u.OIDCSubject] != nil {
-				return nil, fmt.Errorf("%s: oidc_subject %q used twice", where, u.OIDCSubject)
-			}
-			db.byOIDC[u.OIDCSubject] = rec
-		}
+		maxCost = max(maxCost, cost)
 		db.byName[u.Username] = rec
 	}
-	var err error
-	db.dummyHash, err = bcrypt.GenerateFromPassword([]byte("not-a-real-password"), maxCost)
-	return db, err
+	return db, maxCost, nil
+}
+
+func (u *UserEntry) oidcSubject() string {
+	if u.OIDCSubject != "" {
+		return u.OIDCSubject
+	}
+	return u.OIDCSubjectCamel
+}
+
+// record validates one entry; cost is its bcrypt cost (MinCost if none).
+func (u *UserEntry) record() (*userRecord, int, error) {
+	if err := checkID(u.Username); err != nil {
+		return nil, 0, fmt.Errorf("username %w", err)
+	}
+	if len(u.Username) > MaxUsernameBytes {
+		return nil, 0, fmt.Errorf("username is longer than %d bytes", MaxUsernameBytes)
+	}
+	acc, err := u.Access.normalise()
+	if err != nil {
+		return nil, 0, err
+	}
+	rec := &userRecord{id: Identity{ID: u.Username, Permissions: acc.Permissions, Services: acc.Services, Origins: acc.Origins}}
+	hash, err := either(u.PasswordHash, u.PasswordHashCamel, "password_hash")
+	if err != nil {
+		return nil, 0, err
+	}
+	if _, err := either(u.OIDCSubject, u.OIDCSubjectCamel, "oidc_subject"); err != nil {
+		return nil, 0, err
+	}
+	cost := bcrypt.MinCost
+	if hash != "" {
+		if cost, err = bcrypt.Cost([]byte(hash)); err != nil {
+			return nil, 0, fmt.Errorf("password_hash is not a bcrypt hash (make one with `jwt-auth hash-password`): %w", err)
+		}
+		rec.hash = []byte(hash)
+	}
+	return rec, cost, nil
 }
 
 // authenticate checks a username and password in (roughly) constant time
@@ -178,57 +204,6 @@ func (db *userDB) authenticate(username, password string) (*Identity, bool) {
 		return nil, false
 	}
 	return &rec.id, true
-}
-
-// clientDB is the loaded --clients file.
-type clientDB struct {
-	bySubject map[string]*Identity
-	byCN      map[string]*Identity
-}
-
-// lookup prefers an exact subject match over a CN match.
-func (c *clientDB) lookup(cert *x509.Certificate, subject string) *Identity {
-	if id := c.bySubject[subject]; id != nil {
-		return id
-	}
-	return c.byCN[cert.Subject.CommonName]
-}
-
-func loadClients(file string) (*clientDB, error) {
-	var f clientsFile
-	if err := readStrict(file, "--clients", "clients", &f); err != nil {
-		return nil, err
-	}
-	db := &clientDB{bySubject: map[string]*Identity{}, byCN: map[string]*Identity{}}
-	for i, c := range f.Clients {
-		where := fmt.Sprintf("--clients %s: client #%d (%q)", file, i+1, c.Subject+c.Name)
-		table, key := db.bySubject, c.Subject
-		switch {
-		case (c.Subject == "") == (c.Name == ""):
-			return nil, fmt.Errorf("%s: give exactly one of subject or name", where)
-		case c.Name != "":
-			table, key = db.byCN, c.Name
-		}
-		if strings.TrimSpace(key) == "" {
-			return nil, fmt.Errorf("%s: subject or name is blank", where)
-		}
-		if table[key] != nil {
-			return nil, fmt.Errorf("%s: listed twice", where)
-		}
-		id := c.ID
-		if id == "" {
-			id = key
-		}
-		if err := checkID(id); err != nil {
-			return nil, fmt.Errorf("%s: id %w", where, err)
-		}
-		acc, err := c.Access.normalise()
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", where, err)
-		}
-		table[key] = &Identity{ID: id, Permissions: acc.Permissions, Services: acc.Services, Origins: acc.Origins}
-	}
-	return db, nil
 }
 
 // checkID keeps identities printable: they go into a response header.

@@ -50,8 +50,11 @@ func TestUsersFileFormats(t *testing.T) {
 
 func TestClientsFileFormats(t *testing.T) {
 	dir := t.TempDir()
+	ca := newCA(t, "ca")
+	plain := ca.issue(t, "billing", time.Time{}, time.Time{}, x509.ExtKeyUsageClientAuth)
 	db, err := loadClients(writeFile(t, dir, "c.yaml", `
 - name: billing
+  fingerprints: ["`+CertFingerprint(plain.Raw)+`"]
   permissions: [bill]
   services: [/api/billing]
 - subject: "CN=billing,O=Other"
@@ -61,20 +64,20 @@ func TestClientsFileFormats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca := newCA(t, "ca")
-	plain := ca.issue(t, "billing", time.Time{}, time.Time{}, x509.ExtKeyUsageClientAuth)
-	if id := db.lookup(plain, plain.Subject.String()); id == nil || id.ID != "billing" {
+	if id, pinned := db.lookup(plain, plain.Subject.String()); id == nil || id.ID != "billing" || !pinned {
 		t.Fatalf("CN match: %+v", id)
 	}
 	// An exact subject entry beats the CN entry.
-	if id := db.lookup(plain, "CN=billing,O=Other"); id == nil || id.ID != "billing-special" {
+	if id, _ := db.lookup(plain, "CN=billing,O=Other"); id == nil || id.ID != "billing-special" {
 		t.Fatalf("subject match: %+v", id)
 	}
 	for name, content := range map[string]string{
-		"both keys":  "clients:\n  - name: a\n    subject: CN=a\n",
-		"neither":    "clients:\n  - id: a\n",
-		"duplicate":  "clients:\n  - name: a\n  - name: a\n",
-		"bad origin": "clients:\n  - name: a\n    origins: [x]\n",
+		"both keys":       "clients:\n  - name: a\n    subject: CN=a\n",
+		"neither":         "clients:\n  - id: a\n",
+		"duplicate":       "clients:\n  - subject: CN=a\n  - subject: CN=a\n",
+		"bad origin":      "clients:\n  - subject: CN=a\n    origins: [x]\n",
+		"name w/o pins":   "clients:\n  - name: a\n",
+		"bad fingerprint": "clients:\n  - name: a\n    fingerprints: [abc]\n",
 	} {
 		if _, err := loadClients(writeFile(t, dir, "bad.yaml", content)); err == nil || !strings.Contains(err.Error(), "--clients") {
 			t.Errorf("%s: %v", name, err)
@@ -91,7 +94,8 @@ func TestConfigValidation(t *testing.T) {
 		"half oidc":       func(c *Config) { c.OIDCIssuer = "x" },
 		"oidc w/o users":  func(c *Config) { c.OIDCIssuer, c.OIDCAudience, c.OIDCJWKSURL = "x", "y", "z" },
 		"clients w/o ca":  func(c *Config) { c.ClientsFile = "c" },
-		"bad cert mode":   func(c *Config) { c.ClientCertHeaders = "both" },
+		"bad cert mode":   func(c *Config) { c.ClientsFile, c.ClientCAFile, c.ClientCertHeaders = "c", "ca", "alb" },
+		"no cert mode":    func(c *Config) { c.ClientsFile, c.ClientCAFile = "c", "ca" },
 		"negative hops":   func(c *Config) { c.TrustedHops, c.TrustedHopsSet = -1, true },
 		"zero user burst": func(c *Config) { c.Throttle.UserBurst = -1 },
 	} {

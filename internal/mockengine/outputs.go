@@ -1,6 +1,7 @@
 package mockengine
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
@@ -94,7 +95,8 @@ func (e *Engine) customOutputs(r *Resource, _ int) (string, resource.PropertyMap
 		out["privateKeyPemPkcs8"] = resource.MakeSecret(resource.NewProperty(strings.ReplaceAll(pem, "EC PRIVATE", "PRIVATE")))
 		set("publicKeyPem", "-----BEGIN PUBLIC KEY-----\nMOCK-"+shortHash(r.URN)+"\n-----END PUBLIC KEY-----\n")
 	case "tls:index/selfSignedCert:SelfSignedCert", "tls:index/locallySignedCert:LocallySignedCert":
-		set("certPem", "-----BEGIN CERTIFICATE-----\nMOCK-"+shortHash(r.URN)+"\n-----END CERTIFICATE-----\n")
+		// A decodable PEM body (not a real certificate): consumers hash the DER (jwt-auth's pins).
+		set("certPem", "-----BEGIN CERTIFICATE-----\n"+base64.StdEncoding.EncodeToString([]byte("MOCK-"+shortHash(r.URN)))+"\n-----END CERTIFICATE-----\n")
 		set("readyForRenewal", false)
 	case "tls:index/certRequest:CertRequest":
 		set("certRequestPem", "-----BEGIN CERTIFICATE REQUEST-----\nMOCK-"+shortHash(r.URN)+"\n-----END CERTIFICATE REQUEST-----\n")
