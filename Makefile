@@ -35,3 +35,12 @@ bench-auth:
 load-auth: jwt-auth
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/loadgen ./cmd/loadgen
 	BIN=$(BIN) sh cmd/loadgen/load-auth.sh
+
+# --- real-engine tier (e2e/; README "Testing on a real engine") ------------
+
+.PHONY: e2e
+
+# Builds the Pulumi CLI, etcd, the Kubernetes control plane and kwok from the Go module
+# proxy (cached by version under ~/.cache/ztedge-e2e), then deploys the local stack to it.
+e2e:
+	bash e2e/run.sh

@@ -117,7 +117,7 @@ func startControlPlane(ctx context.Context, dir string, bin binaries, log func(s
 	}
 	if err := cp.start("kwok", bin.Kwok, kube, "--config="+bin.KwokStages,
 		"--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-		"--node-ip=10.244.0.1", "--cidr=10.244.0.0/16", fmt.Sprintf("--server-address=127.0.0.1:%d", freePort()),
+		"--node-ip=10.244.0.1", "--cidr=10.244.0.0/16", "--node-lease-duration-seconds=40", fmt.Sprintf("--server-address=127.0.0.1:%d", freePort()),
 	); err != nil {
 		return nil, err
 	}

@@ -13,9 +13,10 @@ export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
 CACHE=${ZTEDGE_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ztedge-e2e}
 SHARED=${ZTEDGE_SHARED:-$root/../shared}
 mkdir -p "$CACHE"
+command -v xz >/dev/null || { apt-get update -qq && apt-get install -y -qq xz-utils >/dev/null; }
 
 # version TOOLDIR MODULE: the version of MODULE pinned in e2e/tools/TOOLDIR/go.mod.
-version() { awk -v m="$2" '$1 == m { print $2; exit }' "e2e/tools/$1/go.mod"; }
+version() { awk -v m="$2" '$1 == m && $2 ~ /^v/ { print $2; exit }' "e2e/tools/$1/go.mod"; }
 
 # build TOOLDIR PACKAGE NAME VERSION [LDFLAGS]: $CACHE/NAME-VERSION/NAME, built once.
 build() {
@@ -48,12 +49,14 @@ E2E_KUBE_SCHEDULER=$(build kubernetes k8s.io/kubernetes/cmd/kube-scheduler kube-
 E2E_ETCD=$(build kubernetes go.etcd.io/etcd/server/v3 etcd "$etcd_v")
 E2E_KWOK=$(build kwok sigs.k8s.io/kwok/cmd/kwok kwok "$kwok_v")
 
-# kwok's "fast" stages (nodes Ready at once, pods Running and Ready, deletions honoured), from
-# the kwok module itself.
-E2E_KWOK_STAGES="$CACHE/kwok-$kwok_v/stages.yaml"
+# kwok's "fast" stages (nodes Ready at once, pods Running and Ready, deletions honoured) and the
+# node heartbeat through its Lease (else the node lifecycle controller marks the node's pods
+# NotReady), from the kwok module itself.
+E2E_KWOK_STAGES="$CACHE/kwok-$kwok_v/stages-lease.yaml"
 if [ ! -s "$E2E_KWOK_STAGES" ]; then
   kwok_dir=$(cd e2e/tools/kwok && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)
-  for f in "$kwok_dir"/kustomize/stage/node/fast/node-*.yaml "$kwok_dir"/kustomize/stage/pod/fast/pod-*.yaml; do
+  for f in "$kwok_dir"/kustomize/stage/node/fast/node-*.yaml "$kwok_dir"/kustomize/stage/node/heartbeat-with-lease/node-*.yaml \
+    "$kwok_dir"/kustomize/stage/pod/fast/pod-*.yaml; do
     printf -- '---\n'; cat "$f"
   done >"$E2E_KWOK_STAGES"
 fi

@@ -225,6 +225,8 @@ func newStackScript(extra func(args []string) (string, string, int, bool)) func(
 			return "", "error: no stack named 'dev' found", 255
 		case slices.Equal(args[:2], []string{"stack", "init"}), slices.Equal(args[:2], []string{"plugin", "install"}):
 			return "", "", 0
+		case slices.Equal(args[:2], []string{"plugin", "ls"}):
+			return "[]", "", 0 // nothing installed
 		}
 		return "", "error: unexpected command " + strings.Join(args, " "), 1
 	}
@@ -302,6 +304,43 @@ func TestUpRunsInlineAndReportsFailure(t *testing.T) {
 		if cli.ran("plugin", "install", "resource", p.Name, p.Version) == nil {
 			t.Errorf("provider %s %s was not installed before up", p.Name, p.Version)
 		}
+	}
+}
+
+// A local stack needs the kubernetes and tls providers only (offline, no AWS plugin), and a
+// provider already installed at the program's version is not installed again.
+func TestLocalStackInstallsOnlyMissingProviders(t *testing.T) {
+	dir := project(t, "Pulumi.local.yaml")
+	plugins, err := stacks.RequiredPlugins(repoDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kubernetesVersion string
+	for _, p := range plugins {
+		if p.Name == "kubernetes" {
+			kubernetesVersion = strings.TrimPrefix(p.Version, "v")
+		}
+	}
+	cli := &fakeCLI{answer: newStackScript(func(args []string) (string, string, int, bool) {
+		switch {
+		case slices.Equal(args[:2], []string{"plugin", "ls"}):
+			return `[{"name":"kubernetes","kind":"resource","version":"` + kubernetesVersion + `"}]`, "", 0, true
+		case args[0] == "preview":
+			return "", "error: stop here", 1, true
+		}
+		return "", "", 0, false
+	})}
+	_, _ = stacks.Preview(context.Background(), "local", stacks.AutoOptions{
+		Dir: dir, Command: cli, LookupEnv: env(map[string]string{stacks.EnvPassphrase: "p"}),
+	})
+	var installed []string
+	for _, c := range cli.calls {
+		if len(c.args) > 3 && c.args[0] == "plugin" && c.args[1] == "install" {
+			installed = append(installed, c.args[3])
+		}
+	}
+	if !slices.Equal(installed, []string{"tls"}) {
+		t.Errorf("local stack installed %v; want only the missing tls provider", installed)
 	}
 }
 
