@@ -300,7 +300,7 @@ func NewNetwork(ctx *pulumi.Context, name string, args *NetworkArgs, opts ...pul
 }
 
 // newRoutedSubnet creates a subnet and associates it with a route table (both named id).
-func newRoutedSubnet(ctx *pulumi.Context, id string, args *ec2.SubnetArgs, routes pulumi.IDInput, opts ...pulumi.ResourceOption) (*ec2.Subnet, error) {
+func newRoutedSubnet(ctx *pulumi.Context, id string, args *ec2.SubnetArgs, routes pulumi.IDOutput, opts ...pulumi.ResourceOption) (*ec2.Subnet, error) {
 	s, err := ec2.NewSubnet(ctx, id, args, opts...)
 	if err != nil {
 		return nil, err

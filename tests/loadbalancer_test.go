@@ -239,9 +239,9 @@ func TestTrustStore(t *testing.T) {
 			"Condition":{"Bool":{"aws:SecureTransport":"false"}}}]}`)
 
 		obj := g.one(typeObject)
-		ca := g.one(typeSelfSigned)
+		ca := g.one(typeSelfSigned, "pki-client-ca")
 		if input(obj, "content") != ca.Outputs.Mappable()["certPem"] || input(obj, "bucket") != id {
-			t.Errorf("the bundle object does not hold the stack CA certificate")
+			t.Errorf("the bundle object does not hold the trusted-client CA certificate")
 		}
 		for _, dep := range []*mockengine.Resource{block, policy} {
 			if !g.dependsOn(obj, dep) {

@@ -361,7 +361,8 @@ func TestRedisNeedsItsPassword(t *testing.T) {
 		fromSecret := func(c map[string]any, name string) bool {
 			for _, e := range c["env"].([]any) {
 				e := e.(map[string]any)
-				ref, _ := e["valueFrom"].(map[string]any)["secretKeyRef"].(map[string]any)
+				from, _ := e["valueFrom"].(map[string]any)
+				ref, _ := from["secretKeyRef"].(map[string]any)
 				if e["name"] == name && ref["name"] == components.RateLimitRedisAuthSecret && ref["key"] == components.RateLimitRedisAuthKey {
 					return true
 				}
