@@ -61,7 +61,7 @@ done
 step "conftest (policy/ztedge.rego) on the renders"
 "$conftest" fmt --check policy || fail "policy/*.rego is not formatted: run conftest fmt policy"
 for s in "${stacks[@]}"; do
-  "$conftest" test --no-color --combine --policy policy "$work/$s/kubernetes" "$work/$s/aws.json" || fail "stack $s breaks a ztedge rule (above)"
+  "$conftest" test --no-color --combine --policy policy "$work/$s/kubernetes" "$work/$s/helm" "$work/$s/aws.json" || fail "stack $s breaks a ztedge rule (above)"
 done
 
 step "every bad fixture fails with its rule"

@@ -177,7 +177,7 @@ func AuthClientCertHeaders(clientAuth string, behindALB bool) string {
 // our own proxies appended. Envoy appends the address it saw (use_remote_address) after the
 // l7Depth proxies its Listener trusts, so the client's address is l7Depth+1 from the right.
 func AuthTrustedHops(behindALB bool) int {
-	return ListenerSpec(behindALB)["l7Depth"].(int) + 1
+	return ListenerSpec(behindALB, false)["l7Depth"].(int) + 1
 }
 
 // AuthServiceArgs configures jwt-auth and its registration with Ambassador.
@@ -199,8 +199,10 @@ type AuthServiceArgs struct {
 	Users string
 	// ClientAuth is the edge's client-certificate mode, and BehindALB whether an ALB terminates
 	// the client's TLS (as in EdgeConfigArgs); TrustedClients authenticate with certificates from
-	// the stack CA (subject CN = client name), which CACertPem is. ClientCerts are their current
-	// certificates by name (Pki.ClientCerts): jwt-auth accepts those and no other.
+	// the PKI's trusted-client CA (subject CN = client name), which CACertPem is: only that CA, so
+	// neither Ambassador's upstream certificate nor a server certificate passes as a client.
+	// ClientCerts are their current certificates by name (Pki.ClientCerts): jwt-auth accepts those
+	// and no other.
 	ClientAuth     string
 	BehindALB      bool
 	TrustedClients []TrustedClient
@@ -229,6 +231,15 @@ type AuthService struct {
 	Service    *corev1.Service
 	// AuthService is the getambassador.io AuthService: every Mapping without bypass_auth is checked.
 	AuthService *apiextensions.CustomResource
+}
+
+// Gate is what must exist before any checked route or any exposure of Envoy: the AuthService
+// (without it Emissary routes with no ext_authz, and a client's own X-User-ID reaches the
+// backend) and the jwt-auth Deployment (the provider awaits it Available, so checks get answers).
+// Depending on these two resources, not on this component: a component's children are collected
+// asynchronously, so depending on it may miss some.
+func (c *AuthService) Gate() []pulumi.Resource {
+	return []pulumi.Resource{c.AuthService, c.Deployment}
 }
 
 func (a *AuthServiceArgs) validate() error {
@@ -591,8 +602,8 @@ func NewAuthService(ctx *pulumi.Context, name string, args *AuthServiceArgs, opt
 		}
 	}
 
-	// Ambassador objects. The AuthService waits only for the CRDs, not for the pods: until jwt-auth
-	// is ready Envoy refuses requests (fail closed), which is better than routes without auth.
+	// Ambassador objects. The AuthService waits only for the CRDs: it must exist before any checked
+	// route, and those routes (and the load balancer) wait for it and for the Deployment (Gate).
 	object := func(kind, objName string, objLabels map[string]string, spec map[string]any) (*apiextensions.CustomResource, error) {
 		return newAmbassadorObject(ctx, name+"-"+strings.ToLower(kind)+"-"+objName, kind, objName, args.Namespace, objLabels, spec,
 			child, pulumi.DependsOn([]pulumi.Resource{args.CRDs}))

@@ -58,21 +58,43 @@ func EdgeMappingLabels() map[string]string {
 	return map[string]string{MappingSelectorLabel: EdgeHostName}
 }
 
-// AmbassadorModuleConfig is what a client-auth mode needs in the `ambassador` Module's config
-// (AmbassadorArgs.Module). The chart renders that Module from its `module` value and a second
-// one would conflict, so ztedge never creates a Module itself.
+// EnvoyNormalisation is the `ambassador` Module config that makes Envoy forward only requests
+// whose path and headers jwt-auth and the backend read the same way, in every mode. The keys are
+// Emissary's (python/ambassador/src/ambassador/ir/irambassador.py AModTransparentKeys and
+// envoy/v3/v3listener.py at v4.1.0):
+//   - headers_with_underscores_action REJECT_REQUEST: x_user_id must not reach a backend (or a
+//     framework that maps "_" to "-") as a second X-User-ID that ext_authz did not overwrite.
+//   - merge_slashes: //api/orders/ is the route /api/orders/ that jwt-auth checked, not a
+//     different path at the backend.
+//   - reject_requests_with_escaped_slashes (Envoy path_with_escaped_slashes_action REJECT_REQUEST):
+//     %2F cannot hide a "/" from the prefix match and the check, then be decoded by the backend.
+//
+// Path normalisation (RFC 3986 dot segments, normalize_path) is not a Module key in Emissary
+// 4.1.0: v3listener.py sets normalize_path: true on every HTTP connection manager itself.
+var EnvoyNormalisation = map[string]any{
+	"headers_with_underscores_action":      "REJECT_REQUEST",
+	"merge_slashes":                        true,
+	"reject_requests_with_escaped_slashes": true,
+}
+
+// AmbassadorModuleConfig is what the `ambassador` Module's config holds (AmbassadorArgs.Module)
+// for a client-auth mode: the normalisation in every mode, plus the client certificate where
+// Envoy verifies it. The chart renders that Module from its `module` value and a second one
+// would conflict, so ztedge never creates a Module itself.
 func AmbassadorModuleConfig(clientAuth string) map[string]any {
-	if !EnvoyTerminatesTLS(clientAuth) {
-		// Behind an ALB, how far to trust X-Forwarded-For is the Listener's l7Depth, and Envoy's
-		// default (SANITIZE) already drops any X-Forwarded-Client-Cert a client sends.
-		return map[string]any{}
+	config := map[string]any{}
+	for k, v := range EnvoyNormalisation {
+		config[k] = v
 	}
-	return map[string]any{
+	if EnvoyTerminatesTLS(clientAuth) {
 		// Envoy verified the client's certificate: hand it to jwt-auth in X-Forwarded-Client-Cert.
 		// SANITIZE_SET replaces whatever XFCC the client sent, so the header only comes from Envoy.
-		"forward_client_cert_details":     "SANITIZE_SET",
-		"set_current_client_cert_details": map[string]any{"subject": true, "cert": true, "chain": true, "uri": true, "dns": true},
+		// (Behind an ALB, Envoy's default SANITIZE already drops any XFCC a client sends, and how
+		// far to trust X-Forwarded-For is the Listener's l7Depth.)
+		config["forward_client_cert_details"] = "SANITIZE_SET"
+		config["set_current_client_cert_details"] = map[string]any{"subject": true, "cert": true, "chain": true, "uri": true, "dns": true}
 	}
+	return config
 }
 
 // SecretRef names a Kubernetes Secret in the Ambassador namespace and the resource that creates
@@ -94,19 +116,29 @@ type EdgeConfigArgs struct {
 	// (alb-* and off modes on EKS). Otherwise the client's TLS ends at Envoy: NLB passthrough, or a
 	// Service on a local cluster.
 	BehindALB bool
-	Backends  []Backend
+	// ProxyProtocol: connections arrive with a PROXY v2 header (the NLB of nlb-passthrough on EKS;
+	// a local Service sends none).
+	ProxyProtocol bool
+	Backends      []Backend
 	// CRDs is the getambassador.io CRD install; every object waits for it.
 	CRDs pulumi.Resource
 	// ServerCert is Ambassador's server certificate (kubernetes.io/tls).
 	ServerCert SecretRef
-	// CACert holds the stack CA certificate under tls.crt: Envoy verifies client certificates
-	// (nlb-passthrough) and backend server certificates with it.
+	// CACert holds the edge CA certificate under tls.crt: Envoy verifies the backends' server
+	// certificates with it.
 	CACert SecretRef
+	// ClientCACert holds the trusted-client CA under tls.crt: where Envoy terminates the client's
+	// TLS (nlb-passthrough) it verifies client certificates against it, and nothing else.
+	ClientCACert SecretRef
 	// UpstreamCert is the client certificate Ambassador presents to backends (kubernetes.io/tls).
 	UpstreamCert SecretRef
 	// RateLimits enforce the backends' rate limits (RateLimiting.Enforcers): Mappings that carry
 	// rate-limit labels are created after them, so a route never exists without its limit.
 	RateLimits []pulumi.Resource
+	// Auth is the auth gate (AuthService.Gate): every backend Mapping (none bypasses auth) is
+	// created after it, so Emissary never serves a backend route without ext_authz, not even
+	// on the first `up`; destroy (and a replacement of the AuthService) removes the routes first.
+	Auth []pulumi.Resource
 }
 
 // EdgeConfig is the Listener, Host, upstream TLSContext and one Mapping per backend.
@@ -123,13 +155,16 @@ func (a *EdgeConfigArgs) validate() error {
 	var missing []string
 	for what, v := range map[string]string{
 		"Hostname": a.Hostname, "ServerCert.Name": a.ServerCert.Name,
-		"CACert.Name": a.CACert.Name, "UpstreamCert.Name": a.UpstreamCert.Name,
+		"CACert.Name": a.CACert.Name, "ClientCACert.Name": a.ClientCACert.Name, "UpstreamCert.Name": a.UpstreamCert.Name,
 	} {
 		if v == "" {
 			missing = append(missing, what)
 		}
 	}
-	if a.Namespace == nil || a.CRDs == nil || a.ServerCert.Resource == nil || a.CACert.Resource == nil || a.UpstreamCert.Resource == nil {
+	if len(a.Backends) > 0 && len(a.Auth) == 0 {
+		missing = append(missing, "Auth (the backends' routes wait for it)")
+	}
+	if a.Namespace == nil || a.CRDs == nil || a.ServerCert.Resource == nil || a.CACert.Resource == nil || a.ClientCACert.Resource == nil || a.UpstreamCert.Resource == nil {
 		missing = append(missing, "Namespace, CRDs and the Secret resources")
 	}
 	if len(missing) > 0 {
@@ -139,20 +174,37 @@ func (a *EdgeConfigArgs) validate() error {
 	if !slices.Contains(ClientAuthModes, a.ClientAuth) {
 		return fmt.Errorf("edge-config: client auth %q is not one of %s", a.ClientAuth, strings.Join(ClientAuthModes, ", "))
 	}
+	if a.ProxyProtocol && a.BehindALB {
+		return fmt.Errorf("edge-config: an ALB sends no PROXY protocol header; ProxyProtocol is for the NLB")
+	}
 	if a.BehindALB && EnvoyTerminatesTLS(a.ClientAuth) {
 		return fmt.Errorf("edge-config: %s passes TLS through to Envoy; it cannot be behind an ALB", a.ClientAuth)
 	}
 	return nil
 }
 
+// ProxyProtocolStack is the Listener's protocolStack behind an NLB that sends PROXY protocol v2:
+// the PROXY header comes first on the connection, then the client's TLS. Not Emissary's
+// "HTTPSPROXY" shorthand: in 4.1.0 it is [TLS, PROXY, HTTP, TCP] (irlistener.py), which puts the
+// TLS inspector before the PROXY filter and breaks every handshake (emissary#4153).
+var ProxyProtocolStack = []any{"PROXY", "TLS", "HTTP", "TCP"}
+
 // ListenerSpec is the one Envoy listener: HTTPS on 8443. There is no cleartext listener: nothing
 // sends to 8080 (the ALB has only an HTTPS listener and talks HTTPS to 8443; the NLB forwards
-// 443 → 8443 only), so opening it would only add a port to defend.
-func ListenerSpec(behindALB bool) map[string]any {
+// 443 → 8443 only), so opening it would only add a port to defend. proxyProtocol: the NLB
+// prefixes each connection with a PROXY v2 header carrying the client's address (nlb-passthrough).
+func ListenerSpec(behindALB, proxyProtocol bool) map[string]any {
 	spec := map[string]any{
 		"port":        AmbassadorHTTPSPort,
 		"protocol":    "HTTPS",
 		"hostBinding": map[string]any{"namespace": map[string]any{"from": "SELF"}},
+	}
+	if proxyProtocol {
+		// Envoy then takes the client's address from the PROXY header (the NLB's own address
+		// otherwise), so jwt-auth, rate limits and logs see the client. protocol and
+		// protocolStack are exclusive.
+		delete(spec, "protocol")
+		spec["protocolStack"] = ProxyProtocolStack
 	}
 	if behindALB {
 		// One ALB in front: trust its X-Forwarded-Proto and exactly one X-Forwarded-For hop, so
@@ -169,7 +221,7 @@ func ListenerSpec(behindALB bool) map[string]any {
 }
 
 // HostSpec serves the edge hostname on TLS 1.3 only and rejects anything Envoy considers insecure.
-// verifyClientCerts asks clients for a certificate issued by the CA in caSecret.
+// verifyClientCerts asks clients for a certificate issued by the CA in caSecret (the trusted-client CA).
 func HostSpec(hostname string, behindALB, verifyClientCerts bool, serverCertSecret, caSecret string) map[string]any {
 	tls := map[string]any{
 		"min_tls_version": "v1.3",
@@ -177,7 +229,7 @@ func HostSpec(hostname string, behindALB, verifyClientCerts bool, serverCertSecr
 		"alpn_protocols":  "h2,http/1.1",
 	}
 	if verifyClientCerts {
-		// Ask for a client certificate and verify it against the stack CA, but do not require one:
+		// Ask for a client certificate and verify it against the client CA, but do not require one:
 		// a client without a certificate must then present a JWT, which jwt-auth checks.
 		tls["ca_secret"] = caSecret
 		tls["cert_required"] = false
@@ -297,14 +349,14 @@ func NewEdgeConfig(ctx *pulumi.Context, name string, args *EdgeConfigArgs, opts 
 			child, pulumi.DependsOn(append([]pulumi.Resource{args.CRDs}, after...)))
 	}
 
-	if c.Listener, err = object("Listener", "https", nil, ListenerSpec(args.BehindALB)); err != nil {
+	if c.Listener, err = object("Listener", "https", nil, ListenerSpec(args.BehindALB, args.ProxyProtocol)); err != nil {
 		return nil, err
 	}
 	verify := EnvoyTerminatesTLS(args.ClientAuth)
-	host := HostSpec(args.Hostname, args.BehindALB, verify, args.ServerCert.Name, args.CACert.Name)
+	host := HostSpec(args.Hostname, args.BehindALB, verify, args.ServerCert.Name, args.ClientCACert.Name)
 	hostSecrets := []pulumi.Resource{args.ServerCert.Resource}
 	if verify {
-		hostSecrets = append(hostSecrets, args.CACert.Resource)
+		hostSecrets = append(hostSecrets, args.ClientCACert.Resource)
 	}
 	if c.Host, err = object("Host", EdgeHostName, nil, host, hostSecrets...); err != nil {
 		return nil, err
@@ -315,8 +367,9 @@ func NewEdgeConfig(ctx *pulumi.Context, name string, args *EdgeConfigArgs, opts 
 		return nil, err
 	}
 	for _, b := range args.Backends {
-		// A route appears only once the TLSContext it names (and its rate limit) exist.
-		after := []pulumi.Resource{c.TLSContext}
+		// A route appears only once auth can check it, and the TLSContext it names (and its rate
+		// limit) exist.
+		after := append([]pulumi.Resource{c.TLSContext}, args.Auth...)
 		if b.RateLimit != nil {
 			after = append(after, args.RateLimits...)
 		}

@@ -37,6 +37,10 @@ type LoadBalancerArgs struct {
 	SslPolicy string
 	// SourceCidrs may connect to the load balancer.
 	SourceCidrs []string
+	// Subnets are the load balancer subnets (no nodes, no pods): named explicitly so the
+	// controller's subnet discovery cannot put the load balancer among the pods, where the
+	// NetworkPolicy would (rightly) not admit it.
+	Subnets pulumi.StringArrayInput
 	// CertificateArn is the validated ACM certificate (ALB modes): taking it from the
 	// CertificateValidation makes the listener wait until the certificate is issued.
 	CertificateArn pulumi.StringInput
@@ -46,7 +50,7 @@ type LoadBalancerArgs struct {
 	AmbassadorServicePort int
 	// AmbassadorPodLabels select Ambassador's pods, the NLB's targets (nlb-passthrough).
 	AmbassadorPodLabels map[string]string
-	// CaCertPem is the stack CA (alb-verify: the ALB trust store).
+	// CaCertPem is the trusted-client CA (alb-verify: the ALB trust store).
 	CaCertPem pulumi.StringInput
 	// Controller is the AWS Load Balancer Controller release. Everything here depends on it, so that
 	// destroy deletes the Ingress/Service first and the controller's finalizer removes the load
@@ -68,8 +72,8 @@ type LoadBalancer struct {
 }
 
 func (a *LoadBalancerArgs) validate() error {
-	if a.Namespace == nil || a.Hostname == "" || a.Controller == nil {
-		return fmt.Errorf("load-balancer: Namespace, Hostname and Controller are required")
+	if a.Namespace == nil || a.Hostname == "" || a.Controller == nil || a.Subnets == nil {
+		return fmt.Errorf("load-balancer: Namespace, Hostname, Controller and Subnets are required")
 	}
 	if !slices.Contains(ClientAuthModes, a.ClientAuth) {
 		return fmt.Errorf("load-balancer: client auth %q is not one of %s", a.ClientAuth, strings.Join(ClientAuthModes, ", "))
@@ -121,9 +125,10 @@ func MutualAuthentication(clientAuth, trustStoreArn string) string {
 // AlbAnnotations are the Ingress annotations: an HTTPS-only ALB with IP targets that talks HTTPS to
 // Envoy and health-checks Emissary's readiness endpoint on the admin port (Envoy's listener serves
 // nothing before its Host exists).
-func AlbAnnotations(a *LoadBalancerArgs, certificateArn, trustStoreArn string) map[string]string {
+func AlbAnnotations(a *LoadBalancerArgs, certificateArn, trustStoreArn string, subnets []string) map[string]string {
 	return map[string]string{
 		albAnnotation + "scheme":                   a.Scheme,
+		albAnnotation + "subnets":                  strings.Join(subnets, ","),
 		albAnnotation + "target-type":              "ip",
 		albAnnotation + "backend-protocol":         "HTTPS",
 		albAnnotation + "listen-ports":             `[{"HTTPS":443}]`,
@@ -140,9 +145,14 @@ func AlbAnnotations(a *LoadBalancerArgs, certificateArn, trustStoreArn string) m
 }
 
 // NlbAnnotations make the controller build an NLB with IP targets that passes TCP through to
-// Envoy, health-checked like the ALB, spreading load over every zone's Ambassador pods.
-func NlbAnnotations(scheme string) map[string]string {
+// Envoy, health-checked like the ALB, spreading load over every zone's Ambassador pods. The target
+// group sends PROXY protocol v2 ("*": every port; the controller's annotation) so Envoy learns the
+// client's address, and does not preserve the client IP: packets come from the NLB's own addresses
+// in the load balancer subnets, the only source the NetworkPolicy admits. (Health checks carry no
+// PROXY header; they go to the admin port, which does not expect one.)
+func NlbAnnotations(scheme string, subnets []string) map[string]string {
 	return map[string]string{
+		nlbAnnotation + "subnets":                   strings.Join(subnets, ","),
 		nlbAnnotation + "type":                      "external",
 		nlbAnnotation + "nlb-target-type":           "ip",
 		nlbAnnotation + "scheme":                    scheme,
@@ -152,6 +162,8 @@ func NlbAnnotations(scheme string) map[string]string {
 		nlbAnnotation + "healthcheck-path":          AmbassadorReadyPath,
 		nlbAnnotation + "healthcheck-success-codes": "200",
 		nlbAnnotation + "attributes":                "load_balancing.cross_zone.enabled=true",
+		nlbAnnotation + "proxy-protocol":            "*",
+		nlbAnnotation + "target-group-attributes":   "preserve_client_ip.enabled=false",
 	}
 }
 
@@ -175,7 +187,9 @@ func NewLoadBalancer(ctx *pulumi.Context, name string, args *LoadBalancerArgs, o
 
 	if EnvoyTerminatesTLS(args.ClientAuth) {
 		svc, err := corev1.NewService(ctx, name, &corev1.ServiceArgs{
-			Metadata: meta(name+"-nlb", pulumi.ToStringMap(NlbAnnotations(args.Scheme))),
+			Metadata: meta(name+"-nlb", args.Subnets.ToStringArrayOutput().ApplyT(func(subnets []string) map[string]string {
+				return NlbAnnotations(args.Scheme, subnets)
+			}).(pulumi.StringMapOutput)),
 			Spec: &corev1.ServiceSpecArgs{
 				Type: pulumi.String("LoadBalancer"),
 				// The controller's class: the in-tree cloud provider leaves the Service alone.
@@ -208,8 +222,8 @@ func NewLoadBalancer(ctx *pulumi.Context, name string, args *LoadBalancerArgs, o
 		}
 		trustStoreArn, l.TrustStoreArn = store.Arn, store.Arn
 	}
-	annotations := pulumi.All(args.CertificateArn, trustStoreArn).ApplyT(func(v []any) map[string]string {
-		return AlbAnnotations(args, v[0].(string), v[1].(string))
+	annotations := pulumi.All(args.CertificateArn, trustStoreArn, args.Subnets).ApplyT(func(v []any) map[string]string {
+		return AlbAnnotations(args, v[0].(string), v[1].(string), v[2].([]string))
 	}).(pulumi.StringMapOutput)
 	ingress, err := networkingv1.NewIngress(ctx, name, &networkingv1.IngressArgs{
 		Metadata: meta(name, annotations),

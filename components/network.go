@@ -18,10 +18,19 @@ type NetworkArgs struct {
 	NatPerAz bool
 	Tags     map[string]string
 
+	// InternalLoadBalancer (scheme internal): the load balancer gets private subnets of its own;
+	// otherwise it lives in the public subnets. Either way no node (and so no pod) is in them.
+	InternalLoadBalancer bool
+
 	ExistingVpcID            string
 	ExistingVpcCidr          string
 	ExistingPublicSubnetIDs  []string
 	ExistingPrivateSubnetIDs []string
+	// The existing VPC's load balancer subnets (IDs and CIDRs, nothing else runs there) and the
+	// CIDRs of its node subnets (ExistingPrivateSubnetIDs); the two must not overlap.
+	ExistingLoadBalancerSubnetIDs   []string
+	ExistingLoadBalancerSubnetCidrs []string
+	ExistingNodeSubnetCidrs         []string
 }
 
 // Network is the VPC the cluster and the load balancer live in.
@@ -32,6 +41,12 @@ type Network struct {
 	VpcCidr          pulumi.StringOutput      `pulumi:"vpcCidr"`
 	PublicSubnetIDs  pulumi.StringArrayOutput `pulumi:"publicSubnetIds"`
 	PrivateSubnetIDs pulumi.StringArrayOutput `pulumi:"privateSubnetIds"`
+	// LoadBalancerSubnetIDs are where the load balancer's network interfaces go (the controller is
+	// told so explicitly), and LoadBalancerCidrs their ranges: the only sources the NetworkPolicy
+	// admits to Envoy. NodeCidrs are the node subnets' ranges (every pod's address is in one).
+	LoadBalancerSubnetIDs pulumi.StringArrayOutput `pulumi:"loadBalancerSubnetIds"`
+	LoadBalancerCidrs     []string
+	NodeCidrs             []string
 }
 
 // SubnetCidrs carves a VPC CIDR into one public and one private subnet per zone: the public /(n+4)
@@ -61,6 +76,43 @@ func SubnetCidrs(vpcCidr string, zones int) (public, private []string, err error
 	return public, private, nil
 }
 
+// InternalLoadBalancerSubnetCidrs carves the internal load balancer's own private subnets, one per
+// zone, from the block of the VPC's first quarter that the public subnets leave free (its 4th
+// /(n+4)): /(n+6) each, e.g. 10.0.48.0/22, 10.0.52.0/22, 10.0.56.0/22 in 10.0.0.0/16. An ALB
+// needs at least a /27, so the VPC must be /21 or larger.
+func InternalLoadBalancerSubnetCidrs(vpcCidr string, zones int) ([]string, error) {
+	if _, _, err := SubnetCidrs(vpcCidr, zones); err != nil {
+		return nil, err
+	}
+	pfx := netip.MustParsePrefix(vpcCidr)
+	if pfx.Bits()+6 > 27 {
+		return nil, fmt.Errorf("%q is too small for an internal load balancer's own subnets (/%d each; an ALB needs /27): use /21 or larger", vpcCidr, pfx.Bits()+6)
+	}
+	block := subnet(pfx, 4, 3)
+	var out []string
+	for i := 0; i < zones; i++ {
+		out = append(out, subnet(block, 2, i).String())
+	}
+	return out, nil
+}
+
+// OverlappingCidrs returns the first pair (a from as, b from bs) whose ranges overlap, or ok=false.
+// Load balancer subnets that overlap node subnets would let pods there reach Envoy directly.
+func OverlappingCidrs(as, bs []string) (a, b string, ok bool) {
+	for _, x := range as {
+		px, err := netip.ParsePrefix(x)
+		if err != nil {
+			continue
+		}
+		for _, y := range bs {
+			if py, err := netip.ParsePrefix(y); err == nil && px.Overlaps(py) {
+				return x, y, true
+			}
+		}
+	}
+	return "", "", false
+}
+
 // subnet returns the index-th subnet of pfx that is newBits longer.
 func subnet(pfx netip.Prefix, newBits, index int) netip.Prefix {
 	base := pfx.Addr().As4()
@@ -81,7 +133,17 @@ func (a *NetworkArgs) validate() error {
 		if _, err := netip.ParsePrefix(a.ExistingVpcCidr); err != nil {
 			return fmt.Errorf("network: ExistingVpcCidr %q is not a CIDR", a.ExistingVpcCidr)
 		}
+		if len(a.ExistingLoadBalancerSubnetIDs) < 2 || len(a.ExistingLoadBalancerSubnetIDs) != len(a.ExistingLoadBalancerSubnetCidrs) || len(a.ExistingNodeSubnetCidrs) == 0 {
+			return fmt.Errorf("network: an existing VPC needs ≥2 load balancer subnets with their CIDRs, and the node subnets' CIDRs")
+		}
+		if lb, node, overlap := OverlappingCidrs(a.ExistingLoadBalancerSubnetCidrs, a.ExistingNodeSubnetCidrs); overlap {
+			return fmt.Errorf("network: load balancer subnet %s overlaps node subnet %s", lb, node)
+		}
 		return nil
+	}
+	if a.InternalLoadBalancer {
+		_, err := InternalLoadBalancerSubnetCidrs(a.VpcCidr, a.AvailabilityZones)
+		return err
 	}
 	_, _, err := SubnetCidrs(a.VpcCidr, a.AvailabilityZones)
 	return err
@@ -102,10 +164,18 @@ func NewNetwork(ctx *pulumi.Context, name string, args *NetworkArgs, opts ...pul
 		n.VpcCidr = pulumi.String(args.ExistingVpcCidr).ToStringOutput()
 		n.PublicSubnetIDs = pulumi.ToStringArray(args.ExistingPublicSubnetIDs).ToStringArrayOutput()
 		n.PrivateSubnetIDs = pulumi.ToStringArray(args.ExistingPrivateSubnetIDs).ToStringArrayOutput()
+		n.LoadBalancerSubnetIDs = pulumi.ToStringArray(args.ExistingLoadBalancerSubnetIDs).ToStringArrayOutput()
+		n.LoadBalancerCidrs, n.NodeCidrs = args.ExistingLoadBalancerSubnetCidrs, args.ExistingNodeSubnetCidrs
 		return n, n.registerOutputs(ctx)
 	}
 
 	public, private, _ := SubnetCidrs(args.VpcCidr, args.AvailabilityZones)
+	n.LoadBalancerCidrs, n.NodeCidrs = public, private
+	var internalLB []string
+	if args.InternalLoadBalancer {
+		internalLB, _ = InternalLoadBalancerSubnetCidrs(args.VpcCidr, args.AvailabilityZones)
+		n.LoadBalancerCidrs = internalLB
+	}
 	zones, err := aws.GetAvailabilityZones(ctx, &aws.GetAvailabilityZonesArgs{State: pulumi.StringRef("available")}, pulumi.Parent(n))
 	if err != nil {
 		return nil, fmt.Errorf("network: listing availability zones: %w", err)
@@ -139,24 +209,31 @@ func NewNetwork(ctx *pulumi.Context, name string, args *NetworkArgs, opts ...pul
 		return nil, err
 	}
 
-	var publicIDs, privateIDs pulumi.StringArray
+	var lbRoutes *ec2.RouteTable
+	if args.InternalLoadBalancer {
+		// The internal load balancer's subnets route inside the VPC only: it answers clients in the
+		// VPC and talks to pods, nothing else.
+		lbRoutes, err = ec2.NewRouteTable(ctx, name+"-lb", &ec2.RouteTableArgs{
+			VpcId: vpc.ID(), Tags: mergeTags(args.Tags, map[string]string{"Name": name + "-lb"}),
+		}, child)
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	var publicIDs, privateIDs, lbIDs pulumi.StringArray
 	var natIDs []pulumi.IDOutput
 	for i := 0; i < args.AvailabilityZones; i++ {
 		az := zones.Names[i]
-		pub, err := ec2.NewSubnet(ctx, fmt.Sprintf("%s-public-%d", name, i), &ec2.SubnetArgs{
+		pub, err := newRoutedSubnet(ctx, fmt.Sprintf("%s-public-%d", name, i), &ec2.SubnetArgs{
 			VpcId: vpc.ID(), CidrBlock: pulumi.String(public[i]), AvailabilityZone: pulumi.String(az),
 			// Nothing launched here needs a public IP by default; the load balancer and NAT get theirs explicitly.
 			MapPublicIpOnLaunch: pulumi.Bool(false),
 			Tags: mergeTags(args.Tags, map[string]string{
 				"Name": fmt.Sprintf("%s-public-%s", name, az), "kubernetes.io/role/elb": "1", clusterTag: "shared",
 			}),
-		}, child)
+		}, publicRoutes.ID(), child)
 		if err != nil {
-			return nil, err
-		}
-		if _, err := ec2.NewRouteTableAssociation(ctx, fmt.Sprintf("%s-public-%d", name, i), &ec2.RouteTableAssociationArgs{
-			SubnetId: pub.ID(), RouteTableId: publicRoutes.ID(),
-		}, child); err != nil {
 			return nil, err
 		}
 		if i == 0 || args.NatPerAz {
@@ -175,15 +252,6 @@ func NewNetwork(ctx *pulumi.Context, name string, args *NetworkArgs, opts ...pul
 			}
 			natIDs = append(natIDs, nat.ID())
 		}
-		priv, err := ec2.NewSubnet(ctx, fmt.Sprintf("%s-private-%d", name, i), &ec2.SubnetArgs{
-			VpcId: vpc.ID(), CidrBlock: pulumi.String(private[i]), AvailabilityZone: pulumi.String(az),
-			Tags: mergeTags(args.Tags, map[string]string{
-				"Name": fmt.Sprintf("%s-private-%s", name, az), "kubernetes.io/role/internal-elb": "1", clusterTag: "shared",
-			}),
-		}, child)
-		if err != nil {
-			return nil, err
-		}
 		privateRoutes, err := ec2.NewRouteTable(ctx, fmt.Sprintf("%s-private-%d", name, i), &ec2.RouteTableArgs{
 			VpcId: vpc.ID(),
 			Routes: ec2.RouteTableRouteArray{ec2.RouteTableRouteArgs{
@@ -194,23 +262,56 @@ func NewNetwork(ctx *pulumi.Context, name string, args *NetworkArgs, opts ...pul
 		if err != nil {
 			return nil, err
 		}
-		if _, err := ec2.NewRouteTableAssociation(ctx, fmt.Sprintf("%s-private-%d", name, i), &ec2.RouteTableAssociationArgs{
-			SubnetId: priv.ID(), RouteTableId: privateRoutes.ID(),
-		}, child); err != nil {
+		// Node subnets carry no load balancer role: no load balancer may be placed among the pods.
+		priv, err := newRoutedSubnet(ctx, fmt.Sprintf("%s-private-%d", name, i), &ec2.SubnetArgs{
+			VpcId: vpc.ID(), CidrBlock: pulumi.String(private[i]), AvailabilityZone: pulumi.String(az),
+			Tags: mergeTags(args.Tags, map[string]string{
+				"Name": fmt.Sprintf("%s-private-%s", name, az), clusterTag: "shared",
+			}),
+		}, privateRoutes.ID(), child)
+		if err != nil {
 			return nil, err
 		}
 		publicIDs = append(publicIDs, pub.ID().ToStringOutput())
 		privateIDs = append(privateIDs, priv.ID().ToStringOutput())
+		if !args.InternalLoadBalancer {
+			continue
+		}
+		lbSubnet, err := newRoutedSubnet(ctx, fmt.Sprintf("%s-lb-%d", name, i), &ec2.SubnetArgs{
+			VpcId: vpc.ID(), CidrBlock: pulumi.String(internalLB[i]), AvailabilityZone: pulumi.String(az),
+			Tags: mergeTags(args.Tags, map[string]string{
+				"Name": fmt.Sprintf("%s-lb-%s", name, az), "kubernetes.io/role/internal-elb": "1", clusterTag: "shared",
+			}),
+		}, lbRoutes.ID(), child)
+		if err != nil {
+			return nil, err
+		}
+		lbIDs = append(lbIDs, lbSubnet.ID().ToStringOutput())
 	}
 	n.VpcID = vpc.ID().ToStringOutput()
 	n.VpcCidr = vpc.CidrBlock
 	n.PublicSubnetIDs = publicIDs.ToStringArrayOutput()
 	n.PrivateSubnetIDs = privateIDs.ToStringArrayOutput()
+	n.LoadBalancerSubnetIDs = publicIDs.ToStringArrayOutput()
+	if args.InternalLoadBalancer {
+		n.LoadBalancerSubnetIDs = lbIDs.ToStringArrayOutput()
+	}
 	return n, n.registerOutputs(ctx)
+}
+
+// newRoutedSubnet creates a subnet and associates it with a route table (both named id).
+func newRoutedSubnet(ctx *pulumi.Context, id string, args *ec2.SubnetArgs, routes pulumi.IDOutput, opts ...pulumi.ResourceOption) (*ec2.Subnet, error) {
+	s, err := ec2.NewSubnet(ctx, id, args, opts...)
+	if err != nil {
+		return nil, err
+	}
+	_, err = ec2.NewRouteTableAssociation(ctx, id, &ec2.RouteTableAssociationArgs{SubnetId: s.ID(), RouteTableId: routes}, opts...)
+	return s, err
 }
 
 func (n *Network) registerOutputs(ctx *pulumi.Context) error {
 	return ctx.RegisterResourceOutputs(n, pulumi.Map{
 		"vpcId": n.VpcID, "vpcCidr": n.VpcCidr, "publicSubnetIds": n.PublicSubnetIDs, "privateSubnetIds": n.PrivateSubnetIDs,
+		"loadBalancerSubnetIds": n.LoadBalancerSubnetIDs,
 	})
 }

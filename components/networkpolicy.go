@@ -32,8 +32,12 @@ type NetworkPoliciesArgs struct {
 	// LoadBalancerPorts are the Ambassador ports the load balancer connects to: the HTTPS
 	// listener and the health-check (admin) port.
 	LoadBalancerPorts []int
-	// VpcCidr is where the load balancer's traffic and health checks come from, and where the
-	// Kubernetes API's private endpoint lives.
+	// LoadBalancerCidrs are the load balancer's subnets, where its traffic and health checks come
+	// from: the only sources admitted to LoadBalancerPorts. Not the VPC: with the VPC CNI every pod
+	// has a VPC address, and a pod reaching Envoy directly could forge the ALB's client-certificate
+	// headers or read the admin port.
+	LoadBalancerCidrs []string
+	// VpcCidr is where the Kubernetes API's private endpoint lives.
 	VpcCidr           pulumi.StringInput
 	Backends          []Backend
 	BackendNamespaces map[string]pulumi.StringOutput
@@ -98,8 +102,8 @@ func tcp(ports ...int) []port {
 var dnsPorts = []port{{"UDP", 53}, {"TCP", 53}}
 
 func (a *NetworkPoliciesArgs) validate() error {
-	if a.AmbassadorNamespace == nil || a.AmbassadorNamespaceName == "" || len(a.AmbassadorPodLabels) == 0 || a.VpcCidr == nil || len(a.LoadBalancerPorts) == 0 {
-		return fmt.Errorf("network-policies: AmbassadorNamespace(Name), AmbassadorPodLabels, LoadBalancerPorts and VpcCidr are required")
+	if a.AmbassadorNamespace == nil || a.AmbassadorNamespaceName == "" || len(a.AmbassadorPodLabels) == 0 || a.VpcCidr == nil || len(a.LoadBalancerPorts) == 0 || len(a.LoadBalancerCidrs) == 0 {
+		return fmt.Errorf("network-policies: AmbassadorNamespace(Name), AmbassadorPodLabels, LoadBalancerPorts, LoadBalancerCidrs and VpcCidr are required")
 	}
 	if (a.RateLimitServer == nil) != (a.RateLimitRedis == nil) {
 		return fmt.Errorf("network-policies: RateLimitServer and RateLimitRedis go together")
@@ -140,10 +144,15 @@ func (a *NetworkPoliciesArgs) edgePolicies() []policy {
 	self := func(labels map[string]string) peer { return peer{pods: labels} }
 	// from admits Ambassador's pods on a port.
 	from := func(port int) rule { return rule{peers: []peer{self(a.AmbassadorPodLabels)}, ports: tcp(port)} }
-	// Ambassador: the load balancer (its ENIs' addresses are in the VPC) on its ports.
+	// Ambassador: the load balancer only (its network interfaces are in the load balancer subnets,
+	// where no node or pod lives) on its ports.
+	var lbPeers []peer
+	for _, cidr := range a.LoadBalancerCidrs {
+		lbPeers = append(lbPeers, peer{cidr: pulumi.String(cidr)})
+	}
 	out = append(out, policy{
 		name: "ambassador-ingress", nsName: nsName, namespace: ns, pods: a.AmbassadorPodLabels, types: []string{"Ingress"},
-		ingress: []rule{{peers: []peer{{cidr: a.VpcCidr}}, ports: tcp(a.LoadBalancerPorts...)}},
+		ingress: []rule{{peers: lbPeers, ports: tcp(a.LoadBalancerPorts...)}},
 	})
 	// Ambassador's egress: each backend on its port, jwt-auth, rate limiting, and the Kubernetes
 	// API (Emissary watches its CRDs, Secrets and Services). On EKS the API's private endpoint is

@@ -2,6 +2,7 @@ package components
 
 import (
 	"fmt"
+	"strings"
 
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
@@ -18,14 +19,32 @@ const (
 	// python/ambassador/ir/irtlscontext.py), type Opaque because kubernetes.io/tls requires a key.
 	// ca.crt carries the same certificate for other tools.
 	CASecretName = "ambassador-ca-cert"
+	// ClientCASecretName holds the trusted-client CA (tls.crt, like CASecretName): the Host verifies
+	// client certificates against it where Envoy terminates the client's TLS (nlb-passthrough).
+	ClientCASecretName = "ambassador-client-ca"
 	// UpstreamSecretName holds the client certificate Ambassador presents to backends (mTLS).
 	UpstreamSecretName = "upstream-certs"
 	// UpstreamCommonName is the subject CN of that certificate; backends may pin it.
 	UpstreamCommonName = "ambassador-upstream"
 )
 
+// The PKI has three CAs, one per purpose, so no certificate is trusted where it has no business:
+//   - the edge CA issues server certificates (Ambassador's, the backends'); clients and Ambassador
+//     verify servers with it.
+//   - the client CA issues the trusted clients' certificates; only the edge's client-certificate
+//     checks trust it (Host ca_secret, jwt-auth --client-ca, the ALB trust store).
+//   - the upstream CA issues only Ambassador's upstream client certificate; only backends trust it
+//     (their Secret's ca.crt). A trusted client that reaches a backend cannot pose as Ambassador,
+//     and Ambassador's upstream certificate is not a trusted client at the edge.
+const (
+	edgeCAPurpose     = "edge"
+	clientCAPurpose   = "client"
+	upstreamCAPurpose = "upstream"
+)
+
 // BackendSecretName is the Secret, in the backend's namespace, with the backend's server
-// certificate (tls.crt, tls.key) and the CA (ca.crt) to verify Ambassador's client certificate.
+// certificate (tls.crt, tls.key, from the edge CA) and the upstream CA (ca.crt): the only issuer
+// whose client certificates the backend accepts, i.e. Ambassador's.
 func BackendSecretName(b Backend) string { return b.Name + "-tls" }
 
 // Key usages (RFC 5280 names as the tls provider spells them).
@@ -37,7 +56,8 @@ var (
 
 // PkiArgs describes the private CA and everything it issues.
 type PkiArgs struct {
-	// CommonName of the CA, e.g. "ztedge dev edge CA".
+	// CommonName of the edge CA, e.g. "ztedge dev edge CA"; the client and upstream CAs are named
+	// after it with "client" and "upstream" in place of "edge".
 	CommonName string
 	// Hostname is the edge's public name, the first SAN of Ambassador's server certificate.
 	Hostname string
@@ -62,8 +82,14 @@ type PkiArgs struct {
 type Pki struct {
 	pulumi.ResourceState
 
-	// CACertPem is the CA certificate (public): clients trust it, trust stores load it.
+	// CACertPem is the edge CA certificate (public): clients verify the edge's server certificate
+	// with it, Ambassador the backends'.
 	CACertPem pulumi.StringOutput `pulumi:"caCertPem"`
+	// ClientCACertPem is the trusted-client CA certificate (public): what the client-certificate
+	// checks trust (jwt-auth --client-ca, the ALB trust store).
+	ClientCACertPem pulumi.StringOutput `pulumi:"clientCaCertPem"`
+	// UpstreamCACertPem is the upstream CA certificate (public): what backends trust.
+	UpstreamCACertPem pulumi.StringOutput `pulumi:"upstreamCaCertPem"`
 	// ClientBundles maps each trusted client to its certificate, private key and the CA
 	// certificate, PEM concatenated. A Pulumi secret.
 	ClientBundles pulumi.StringMapOutput `pulumi:"clientBundles"`
@@ -73,6 +99,7 @@ type Pki struct {
 
 	ServerSecret   *corev1.Secret
 	CASecret       *corev1.Secret
+	ClientCASecret *corev1.Secret
 	UpstreamSecret *corev1.Secret
 	// BackendSecrets is keyed by backend name.
 	BackendSecrets map[string]*corev1.Secret
@@ -124,26 +151,49 @@ func NewPki(ctx *pulumi.Context, name string, args *PkiArgs, opts ...pulumi.Reso
 		return nil, err
 	}
 
-	caKey, err := newKey(ctx, name+"-ca", child)
+	// signer is a CA's key and certificate. A self-signed CA per purpose; the edge CA keeps the
+	// resource names it always had ("<name>-ca"), so existing stacks keep their CA.
+	type signer struct {
+		key  *tls.PrivateKey
+		cert *tls.SelfSignedCert
+	}
+	newCA := func(purpose string) (signer, error) {
+		id, cn := name+"-ca", args.CommonName
+		if purpose != edgeCAPurpose {
+			id, cn = name+"-"+purpose+"-ca", caCommonName(args.CommonName, purpose)
+		}
+		key, err := newKey(ctx, id, child)
+		if err != nil {
+			return signer{}, err
+		}
+		cert, err := tls.NewSelfSignedCert(ctx, id, &tls.SelfSignedCertArgs{
+			PrivateKeyPem:       key.PrivateKeyPem,
+			Subject:             tls.SelfSignedCertSubjectArgs{CommonName: pulumi.String(cn), Organization: pulumi.String("ztedge")},
+			IsCaCertificate:     pulumi.Bool(true),
+			AllowedUses:         pulumi.ToStringArray(caUses),
+			ValidityPeriodHours: pulumi.Int(args.CaValidityHours),
+			EarlyRenewalHours:   pulumi.Int(args.EarlyRenewalHours),
+			SetSubjectKeyId:     pulumi.Bool(true),
+			SetAuthorityKeyId:   pulumi.Bool(true),
+		}, child)
+		return signer{key, cert}, err
+	}
+	edgeSigner, err := newCA(edgeCAPurpose)
 	if err != nil {
 		return nil, err
 	}
-	ca, err := tls.NewSelfSignedCert(ctx, name+"-ca", &tls.SelfSignedCertArgs{
-		PrivateKeyPem:       caKey.PrivateKeyPem,
-		Subject:             tls.SelfSignedCertSubjectArgs{CommonName: pulumi.String(args.CommonName), Organization: pulumi.String("ztedge")},
-		IsCaCertificate:     pulumi.Bool(true),
-		AllowedUses:         pulumi.ToStringArray(caUses),
-		ValidityPeriodHours: pulumi.Int(args.CaValidityHours),
-		EarlyRenewalHours:   pulumi.Int(args.EarlyRenewalHours),
-		SetSubjectKeyId:     pulumi.Bool(true),
-		SetAuthorityKeyId:   pulumi.Bool(true),
-	}, child)
+	clientSigner, err := newCA(clientCAPurpose)
 	if err != nil {
 		return nil, err
 	}
-	c.CACertPem = ca.CertPem
+	upstreamSigner, err := newCA(upstreamCAPurpose)
+	if err != nil {
+		return nil, err
+	}
+	ca, clientCA, upstreamCA := edgeSigner.cert, clientSigner.cert, upstreamSigner.cert
+	c.CACertPem, c.ClientCACertPem, c.UpstreamCACertPem = ca.CertPem, clientCA.CertPem, upstreamCA.CertPem
 
-	issue := func(id, commonName string, dnsNames, uses []string) (*issued, error) {
+	issue := func(by signer, id, commonName string, dnsNames, uses []string) (*issued, error) {
 		key, err := newKey(ctx, id, child)
 		if err != nil {
 			return nil, err
@@ -161,8 +211,8 @@ func NewPki(ctx *pulumi.Context, name string, args *PkiArgs, opts ...pulumi.Reso
 		}
 		cert, err := tls.NewLocallySignedCert(ctx, id, &tls.LocallySignedCertArgs{
 			CertRequestPem:      csr.CertRequestPem,
-			CaPrivateKeyPem:     caKey.PrivateKeyPem,
-			CaCertPem:           ca.CertPem,
+			CaPrivateKeyPem:     by.key.PrivateKeyPem,
+			CaCertPem:           by.cert.CertPem,
 			AllowedUses:         pulumi.ToStringArray(uses),
 			ValidityPeriodHours: pulumi.Int(args.ValidityPeriodHours),
 			EarlyRenewalHours:   pulumi.Int(args.EarlyRenewalHours),
@@ -181,57 +231,75 @@ func NewPki(ctx *pulumi.Context, name string, args *PkiArgs, opts ...pulumi.Reso
 			StringData: data,
 		}, child)
 	}
-	tlsData := func(i *issued) pulumi.StringMap {
+	// tlsData: ca.crt is what the holder trusts for its peers.
+	tlsData := func(i *issued, trusts pulumi.StringOutput) pulumi.StringMap {
 		return pulumi.StringMap{
 			"tls.crt": i.cert,
 			"tls.key": pulumi.ToSecret(i.key.PrivateKeyPem).(pulumi.StringOutput),
-			"ca.crt":  ca.CertPem,
+			"ca.crt":  trusts,
 		}
 	}
 
 	// Ambassador's server certificate: the public hostname (NLB passthrough, where Envoy
 	// terminates client TLS) and the Service's in-cluster names.
 	serverNames := append([]string{args.Hostname}, ServiceDNSNames(args.AmbassadorServiceName, args.AmbassadorNamespaceName)...)
-	server, err := issue(name+"-server", args.Hostname, serverNames, serverUses)
+	server, err := issue(edgeSigner, name+"-server", args.Hostname, serverNames, serverUses)
 	if err != nil {
 		return nil, err
 	}
-	if c.ServerSecret, err = secret(name+"-server", ServerSecretName, args.AmbassadorNamespace, "kubernetes.io/tls", tlsData(server)); err != nil {
+	if c.ServerSecret, err = secret(name+"-server", ServerSecretName, args.AmbassadorNamespace, "kubernetes.io/tls", tlsData(server, ca.CertPem)); err != nil {
 		return nil, err
 	}
 	if c.CASecret, err = secret(name+"-ca", CASecretName, args.AmbassadorNamespace, "Opaque",
 		pulumi.StringMap{"tls.crt": ca.CertPem, "ca.crt": ca.CertPem}); err != nil {
 		return nil, err
 	}
-	upstream, err := issue(name+"-upstream", UpstreamCommonName, nil, clientUses)
+	if c.ClientCASecret, err = secret(name+"-client-ca", ClientCASecretName, args.AmbassadorNamespace, "Opaque",
+		pulumi.StringMap{"tls.crt": clientCA.CertPem, "ca.crt": clientCA.CertPem}); err != nil {
+		return nil, err
+	}
+	// Ambassador's upstream certificate trusts the edge CA for the backends' server certificates.
+	upstream, err := issue(upstreamSigner, name+"-upstream", UpstreamCommonName, nil, clientUses)
 	if err != nil {
 		return nil, err
 	}
-	if c.UpstreamSecret, err = secret(name+"-upstream", UpstreamSecretName, args.AmbassadorNamespace, "kubernetes.io/tls", tlsData(upstream)); err != nil {
+	if c.UpstreamSecret, err = secret(name+"-upstream", UpstreamSecretName, args.AmbassadorNamespace, "kubernetes.io/tls", tlsData(upstream, ca.CertPem)); err != nil {
 		return nil, err
 	}
 
 	for _, b := range args.Backends {
-		cert, err := issue(name+"-backend-"+b.Name, b.ServiceName()+"."+b.Namespace+".svc", ServiceDNSNames(b.ServiceName(), b.Namespace), serverUses)
+		cert, err := issue(edgeSigner, name+"-backend-"+b.Name, b.ServiceName()+"."+b.Namespace+".svc", ServiceDNSNames(b.ServiceName(), b.Namespace), serverUses)
 		if err != nil {
 			return nil, err
 		}
-		if c.BackendSecrets[b.Name], err = secret(name+"-backend-"+b.Name, BackendSecretName(b), args.BackendNamespaces[b.Namespace], "kubernetes.io/tls", tlsData(cert)); err != nil {
+		if c.BackendSecrets[b.Name], err = secret(name+"-backend-"+b.Name, BackendSecretName(b), args.BackendNamespaces[b.Namespace], "kubernetes.io/tls", tlsData(cert, upstreamCA.CertPem)); err != nil {
 			return nil, err
 		}
 	}
 
 	bundles, certs := pulumi.StringMap{}, pulumi.StringMap{}
 	for _, tc := range args.TrustedClients {
-		cert, err := issue(name+"-client-"+tc.Name, tc.Name, nil, clientUses)
+		cert, err := issue(clientSigner, name+"-client-"+tc.Name, tc.Name, nil, clientUses)
 		if err != nil {
 			return nil, err
 		}
+		// The client verifies the edge with the edge CA (its certificate comes from the client CA).
 		bundles[tc.Name] = pulumi.Sprintf("%s%s%s", cert.cert, cert.key.PrivateKeyPem, ca.CertPem)
 		certs[tc.Name] = cert.cert
 	}
 	c.ClientCerts = certs.ToStringMapOutput()
 	c.ClientBundles = pulumi.ToSecret(bundles).(pulumi.StringMapOutput)
 
-	return c, ctx.RegisterResourceOutputs(c, pulumi.Map{"caCertPem": c.CACertPem, "clientBundles": c.ClientBundles})
+	return c, ctx.RegisterResourceOutputs(c, pulumi.Map{
+		"caCertPem": c.CACertPem, "clientCaCertPem": c.ClientCACertPem, "upstreamCaCertPem": c.UpstreamCACertPem,
+		"clientBundles": c.ClientBundles,
+	})
+}
+
+// caCommonName names a CA after the edge CA's name: "ztedge dev edge CA" → "ztedge dev client CA".
+func caCommonName(edgeCommonName, purpose string) string {
+	if base, ok := strings.CutSuffix(edgeCommonName, " "+edgeCAPurpose+" CA"); ok {
+		return base + " " + purpose + " CA"
+	}
+	return edgeCommonName + " (" + purpose + ")"
 }

@@ -1,7 +1,9 @@
 package components
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"sort"
@@ -36,6 +38,13 @@ const (
 	// RateLimitRedisName is the Redis Deployment and Service behind it.
 	RateLimitRedisName = "ratelimit-redis"
 	RateLimitRedisPort = 6379
+	// RateLimitRedisAuthSecret holds Redis's password under RateLimitRedisAuthKey: Redis starts
+	// with it as requirepass, the rate-limit server sends it (REDIS_AUTH). Only these two pods
+	// mount it; the NetworkPolicy is the first fence, the password the second.
+	RateLimitRedisAuthSecret = "ratelimit-redis-auth"
+	RateLimitRedisAuthKey    = "password"
+	// redisPasswordBytes of randomness: 256 bits.
+	redisPasswordBytes = 32
 
 	// rateLimitTimeoutMs bounds each call from Envoy. Emissary's default is 20 ms; failing closed,
 	// a hiccup longer than the timeout becomes a 500, so allow a little more.
@@ -207,11 +216,16 @@ func NewRateLimiting(ctx *pulumi.Context, name string, args *RateLimitingArgs, o
 	if err != nil {
 		return nil, err
 	}
-	redis, err := newRateLimitRedis(ctx, name, args, child)
+	auth, err := newRedisAuthSecret(ctx, name, args, child)
 	if err != nil {
 		return nil, err
 	}
-	server, err := newRateLimitServer(ctx, name, args, config, child, pulumi.DependsOn(append([]pulumi.Resource{redis}, args.DependsOn...)))
+	afterAuth := pulumi.DependsOn([]pulumi.Resource{auth})
+	redis, err := newRateLimitRedis(ctx, name, args, child, afterAuth)
+	if err != nil {
+		return nil, err
+	}
+	server, err := newRateLimitServer(ctx, name, args, config, child, afterAuth, pulumi.DependsOn(append([]pulumi.Resource{redis}, args.DependsOn...)))
 	if err != nil {
 		return nil, err
 	}
@@ -227,8 +241,39 @@ func NewRateLimiting(ctx *pulumi.Context, name string, args *RateLimitingArgs, o
 	return r, ctx.RegisterResourceOutputs(r, pulumi.Map{})
 }
 
+// newRedisAuthSecret creates the Secret with Redis's password: 256 random bits, generated once.
+// pulumi-random is not a dependency (and not on the module proxy here); the value is drawn from
+// crypto/rand on the first `up` and ignoreChanges keeps the stored one afterwards, so it never
+// changes under running pods. It is a Pulumi secret (encrypted in the state, never printed).
+// Rotate: `pulumi up --replace <this Secret's URN>`, then restart the ratelimit and ratelimit-redis
+// Deployments.
+func newRedisAuthSecret(ctx *pulumi.Context, name string, args *RateLimitingArgs, opts ...pulumi.ResourceOption) (*corev1.Secret, error) {
+	buf := make([]byte, redisPasswordBytes)
+	if _, err := rand.Read(buf); err != nil {
+		return nil, fmt.Errorf("ratelimit: generating the Redis password: %w", err)
+	}
+	password := pulumi.ToSecret(pulumi.String(base64.RawURLEncoding.EncodeToString(buf))).(pulumi.StringOutput)
+	return corev1.NewSecret(ctx, name+"-redis-auth", &corev1.SecretArgs{
+		Metadata: &metav1.ObjectMetaArgs{
+			Name: pulumi.String(RateLimitRedisAuthSecret), Namespace: args.Namespace,
+			Labels: pulumi.ToStringMap(appLabels(RateLimitRedisName)),
+		},
+		Type:       pulumi.String("Opaque"),
+		StringData: pulumi.StringMap{RateLimitRedisAuthKey: password},
+	}, append(opts, pulumi.IgnoreChanges([]string{"stringData", "data"}))...)
+}
+
+// redisPasswordEnv is an environment variable holding Redis's password, read from its Secret.
+func redisPasswordEnv(envName string) corev1.EnvVarArgs {
+	return corev1.EnvVarArgs{Name: pulumi.String(envName), ValueFrom: &corev1.EnvVarSourceArgs{
+		SecretKeyRef: &corev1.SecretKeySelectorArgs{Name: pulumi.String(RateLimitRedisAuthSecret), Key: pulumi.String(RateLimitRedisAuthKey)},
+	}}
+}
+
 // newRateLimitRedis runs the counters' Redis: in memory only (counters are short-lived; a restart
-// only resets the current window), bounded, evicting the keys closest to expiry first.
+// only resets the current window), bounded, evicting the keys closest to expiry first, and
+// password-protected (requirepass from the Secret: the kubelet expands $(REDIS_PASSWORD), so the
+// value is in no manifest).
 func newRateLimitRedis(ctx *pulumi.Context, name string, args *RateLimitingArgs, opts ...pulumi.ResourceOption) (pulumi.Resource, error) {
 	w := workload{
 		name: RateLimitRedisName, namespace: args.Namespace, replicas: 1,
@@ -240,7 +285,10 @@ func newRateLimitRedis(ctx *pulumi.Context, name string, args *RateLimitingArgs,
 			// No persistence; protected mode off because clients come over the pod network (the
 			// NetworkPolicies admit only the rate-limit server).
 			Args: pulumi.ToStringArray([]string{"--save", "", "--appendonly", "no", "--protected-mode", "no",
-				"--maxmemory", "96mb", "--maxmemory-policy", "volatile-ttl"}),
+				"--maxmemory", "96mb", "--maxmemory-policy", "volatile-ttl", "--requirepass", "$(REDIS_PASSWORD)"}),
+			// REDISCLI_AUTH: the readiness probe's redis-cli authenticates without the password on
+			// its command line.
+			Env:   corev1.EnvVarArray{redisPasswordEnv("REDIS_PASSWORD"), redisPasswordEnv("REDISCLI_AUTH")},
 			Ports: corev1.ContainerPortArray{corev1.ContainerPortArgs{Name: pulumi.String("redis"), ContainerPort: pulumi.Int(RateLimitRedisPort)}},
 			ReadinessProbe: &corev1.ProbeArgs{
 				Exec:          &corev1.ExecActionArgs{Command: pulumi.ToStringArray([]string{"redis-cli", "ping"})},
@@ -297,6 +345,8 @@ func newRateLimitServer(ctx *pulumi.Context, name string, args *RateLimitingArgs
 	for _, k := range keys {
 		envArgs = append(envArgs, corev1.EnvVarArgs{Name: pulumi.String(k), Value: pulumi.String(env[k])})
 	}
+	// envoyproxy/ratelimit's Redis password (settings.go: REDIS_AUTH).
+	envArgs = append(envArgs, redisPasswordEnv("REDIS_AUTH"))
 	w := workload{
 		name: RateLimitServiceName, namespace: args.Namespace, replicas: args.Replicas,
 		uid: 65534, gid: 65534, // nobody: the server only reads its config and listens on high ports

@@ -222,3 +222,68 @@ deny contains msg if {
 	not irsa_pinned(stmt)
 	msg := sprintf("IAM role %s: a web-identity trust statement must pin both <issuer>:sub (StringEquals, one service account) and <issuer>:aud = sts.amazonaws.com [irsa]", [role.name])
 }
+
+# ---- only the load balancer reaches Envoy ------------------------------------------------------
+
+# Envoy's HTTPS listener and Emissary's admin port (the load balancer's health checks).
+envoy_ports := {8443, 8877}
+
+aws_resources contains r if {
+	some d in docs
+	some r in object.get(d, "resources", [])
+	is_object(r)
+}
+
+# Node subnets: the VPC's subnets without a load balancer role. The nodes, and with the VPC CNI
+# every pod, take their addresses there.
+node_cidrs contains s.inputs.cidrBlock if {
+	some s in aws_resources
+	s.type == "aws:ec2/subnet:Subnet"
+	tags := object.get(s.inputs, "tags", {})
+	not tags["kubernetes.io/role/elb"]
+	not tags["kubernetes.io/role/internal-elb"]
+}
+
+deny contains msg if {
+	some np in of_kind("NetworkPolicy")
+	some rule in object.get(np.spec, "ingress", [])
+	some p in object.get(rule, "ports", [])
+	p.port in envoy_ports
+	some peer in object.get(rule, "from", [])
+	cidr := peer.ipBlock.cidr
+	some node in node_cidrs
+	net.cidr_intersects(cidr, node)
+	msg := sprintf("%s: admits %s to Envoy's port %v, which overlaps node subnet %s: any pod there could skip the load balancer, forge its headers or read the admin port; admit only the load balancer subnets [lb-only]", [id(np), cidr, p.port, node])
+}
+
+# ---- Envoy normalises what it forwards ---------------------------------------------------------
+
+# The `ambassador` Module config every edge needs (Emissary 4.1.0 keys; normalize_path is always on).
+required_module := {
+	"headers_with_underscores_action": "REJECT_REQUEST",
+	"merge_slashes": true,
+	"reject_requests_with_escaped_slashes": true,
+}
+
+# The Module the Emissary or Edge Stack chart renders from a release's values (helm/ in a render).
+chart_module(d) := object.get(d.values, "module", {}) if endswith(d.chart, "/emissary-ingress")
+
+chart_module(d) := object.get(d.values, ["emissary-ingress", "module"], {}) if endswith(d.chart, "edge-stack")
+
+modules contains [sprintf("Helm release %s (values.module)", [d.name]), m] if {
+	some d in docs
+	is_string(d.chart)
+	m := chart_module(d)
+}
+
+modules contains [id(m), object.get(m.spec, "config", {})] if {
+	some m in of_kind("Module")
+	m.metadata.name == "ambassador"
+}
+
+deny contains msg if {
+	some [what, config] in modules
+	some k, v in required_module
+	object.get(config, k, null) != v
+	msg := sprintf("%s: %s is %v, must be %v so Envoy forwards only paths and headers that the auth check and the backend read alike [normalise]", [what, k, object.get(config, k, "unset"), v])
+}

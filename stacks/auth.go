@@ -6,8 +6,9 @@ import (
 	"github.com/ztedge/ztedge/components"
 )
 
-// buildAuth deploys jwt-auth and registers it as Ambassador's AuthService.
-func buildAuth(ctx *pulumi.Context, cfg *Config, p *Platform, e *Edge) error {
+// buildAuth deploys jwt-auth and registers it as Ambassador's AuthService. It returns the auth
+// gate (components.AuthService.Gate): what every checked route and the load balancer wait for.
+func buildAuth(ctx *pulumi.Context, cfg *Config, p *Platform, e *Edge) ([]pulumi.Resource, error) {
 	auth, err := components.NewAuthService(ctx, components.AuthName, &components.AuthServiceArgs{
 		Namespace:      e.Ambassador.NamespaceName,
 		NamespaceName:  e.Ambassador.Namespace,
@@ -20,7 +21,7 @@ func buildAuth(ctx *pulumi.Context, cfg *Config, p *Platform, e *Edge) error {
 		ClientAuth:     cfg.Edge.ClientAuth,
 		BehindALB:      cfg.BehindALB(),
 		TrustedClients: cfg.Edge.TrustedClients,
-		CACertPem:      e.Pki.CACertPem,
+		CACertPem:      e.Pki.ClientCACertPem, // the trusted-client CA only
 		ClientCerts:    e.Pki.ClientCerts,
 		OidcIssuer:     cfg.Auth.OidcIssuer,
 		OidcAudience:   cfg.Auth.OidcAudience,
@@ -29,12 +30,12 @@ func buildAuth(ctx *pulumi.Context, cfg *Config, p *Platform, e *Edge) error {
 		DependsOn:      p.Nodes,
 	}, pulumi.Providers(p.Provider))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// What clients and backends need: where to get a token, and how to verify one.
 	ctx.Export("tokenEndpoint", auth.TokenEndpoint)
 	ctx.Export("jwksUrl", auth.JwksURL)
 	ctx.Export("tokenIssuer", auth.Issuer)
 	ctx.Export("tokenAudience", auth.Audience)
-	return nil
+	return auth.Gate(), nil
 }

@@ -38,6 +38,13 @@ func (c *Config) BehindALB() bool {
 	return c.Platform != PlatformLocal && !components.EnvoyTerminatesTLS(c.Edge.ClientAuth)
 }
 
+// ProxyProtocol reports whether connections reach Envoy with a PROXY v2 header carrying the
+// client's address: the NLB of nlb-passthrough on EKS. (Not on a local cluster: its Service
+// forwards the client's own connection.)
+func (c *Config) ProxyProtocol() bool {
+	return c.Platform != PlatformLocal && components.EnvoyTerminatesTLS(c.Edge.ClientAuth)
+}
+
 // EdgeConfig describes Ambassador, the load balancer in front of it and what it routes to.
 type EdgeConfig struct {
 	Edition                  string // "emissary" or "edge-stack"
@@ -87,6 +94,10 @@ type NetworkConfig struct {
 	ExistingVpcCidr          string
 	ExistingPublicSubnetIDs  []string
 	ExistingPrivateSubnetIDs []string
+	// The existing VPC's load balancer subnets and node subnet ranges (see components.NetworkArgs).
+	ExistingNodeSubnetCidrs         []string
+	ExistingLoadBalancerSubnetIDs   []string
+	ExistingLoadBalancerSubnetCidrs []string
 }
 
 // ClusterConfig describes the EKS cluster and its managed node group.
@@ -245,6 +256,10 @@ func (r *reader) load(stack string) *Config {
 		ExistingVpcCidr:          r.str("existingVpcCidr"),
 		ExistingPublicSubnetIDs:  r.strings("existingPublicSubnetIds"),
 		ExistingPrivateSubnetIDs: r.strings("existingPrivateSubnetIds"),
+
+		ExistingNodeSubnetCidrs:         r.strings("existingNodeSubnetCidrs"),
+		ExistingLoadBalancerSubnetIDs:   r.strings("existingLoadBalancerSubnetIds"),
+		ExistingLoadBalancerSubnetCidrs: r.strings("existingLoadBalancerSubnetCidrs"),
 	}
 	c.Cluster = ClusterConfig{
 		Name:                      r.str("clusterName"),

@@ -23,8 +23,9 @@ type Edge struct {
 	RateLimit *components.RateLimiting
 }
 
-// buildEdge creates the zero-trust edge on the cluster: PKI and Secrets, Ambassador, its
-// configuration, the load balancer and the NetworkPolicies.
+// buildEdge creates what the auth layer and the routes build on: Ambassador, the backends'
+// namespaces, the PKI and its Secrets, rate limiting and the NetworkPolicies. Routes and the load
+// balancer come after auth (buildEdgeRouting).
 func buildEdge(ctx *pulumi.Context, cfg *Config, p *Platform) (*Edge, error) {
 	onCluster := pulumi.Providers(p.Provider)
 	e := &Edge{Namespace: cfg.Edge.Namespace}
@@ -71,9 +72,23 @@ func buildEdge(ctx *pulumi.Context, cfg *Config, p *Platform) (*Edge, error) {
 	ctx.Export("caCertificate", e.Pki.CACertPem)
 	ctx.Export("clientCertificates", e.Pki.ClientBundles)
 
-	// ---- Ambassador configuration, rate limiting, load balancer --------------------------------
-	if err := buildEdgeRouting(ctx, cfg, p, e, onCluster); err != nil {
-		return nil, err
+	// ---- Rate limiting (the routes that use it are created in buildEdgeRouting) --------------
+	if components.HasRateLimits(cfg.Edge.Backends) {
+		e.RateLimit, err = components.NewRateLimiting(ctx, "ratelimit", &components.RateLimitingArgs{
+			Namespace:     e.Ambassador.NamespaceName,
+			NamespaceName: e.Ambassador.Namespace,
+			EdgeStack:     cfg.Edge.Edition == components.EditionEdgeStack,
+			Backends:      cfg.Edge.Backends,
+			Image:         cfg.Edge.RateLimitImage,
+			RedisImage:    cfg.Edge.RedisImage,
+			// As many limiters as Ambassador replicas, up to three: each answers every Envoy.
+			Replicas:  min(cfg.Edge.Replicas, 3),
+			CRDs:      e.Ambassador.CRDs,
+			DependsOn: p.Nodes,
+		}, onCluster)
+		if err != nil {
+			return nil, err
+		}
 	}
 
 	// ---- NetworkPolicies ---------------------------------------------------------------------
@@ -83,6 +98,7 @@ func buildEdge(ctx *pulumi.Context, cfg *Config, p *Platform) (*Edge, error) {
 		AmbassadorPodLabels:     e.Ambassador.PodLabels,
 		LoadBalancerPorts:       []int{components.AmbassadorHTTPSPort, components.AmbassadorAdminPort},
 		VpcCidr:                 p.VpcCidr,
+		LoadBalancerCidrs:       p.LoadBalancerCidrs,
 		Backends:                cfg.Edge.Backends,
 		BackendNamespaces:       e.BackendNamespaces.Names,
 		EdgeStackRedis:          e.Ambassador.EdgeStackRedis,
@@ -99,48 +115,36 @@ func buildEdge(ctx *pulumi.Context, cfg *Config, p *Platform) (*Edge, error) {
 }
 
 // buildEdgeRouting configures Ambassador (Listener, Host, upstream TLSContext, a Mapping per
-// backend), the backends' rate limits and the AWS load balancer in front of it. It sets
-// e.RateLimit when a backend has a rate limit.
-func buildEdgeRouting(ctx *pulumi.Context, cfg *Config, p *Platform, e *Edge, onCluster pulumi.ResourceOption) error {
+// backend) and the load balancer (or local Service) in front of it. authGate is what the backends'
+// Mappings and the exposure wait for (AuthService.Gate): no route and no way in before auth.
+func buildEdgeRouting(ctx *pulumi.Context, cfg *Config, p *Platform, e *Edge, authGate []pulumi.Resource) error {
+	onCluster := pulumi.Providers(p.Provider)
 	amb := e.Ambassador
 	var limits []pulumi.Resource
-	if components.HasRateLimits(cfg.Edge.Backends) {
-		rl, err := components.NewRateLimiting(ctx, "ratelimit", &components.RateLimitingArgs{
-			Namespace:     amb.NamespaceName,
-			NamespaceName: amb.Namespace,
-			EdgeStack:     cfg.Edge.Edition == components.EditionEdgeStack,
-			Backends:      cfg.Edge.Backends,
-			Image:         cfg.Edge.RateLimitImage,
-			RedisImage:    cfg.Edge.RedisImage,
-			// As many limiters as Ambassador replicas, up to three: each answers every Envoy.
-			Replicas:  min(cfg.Edge.Replicas, 3),
-			CRDs:      amb.CRDs,
-			DependsOn: p.Nodes,
-		}, onCluster)
-		if err != nil {
-			return err
-		}
-		e.RateLimit, limits = rl, rl.Enforcers
+	if e.RateLimit != nil {
+		limits = e.RateLimit.Enforcers
 	}
-
 	if _, err := components.NewEdgeConfig(ctx, "edge", &components.EdgeConfigArgs{
-		Namespace:    amb.NamespaceName,
-		Hostname:     cfg.Hostname,
-		ClientAuth:   cfg.Edge.ClientAuth,
-		BehindALB:    cfg.BehindALB(),
-		Backends:     cfg.Edge.Backends,
-		CRDs:         amb.CRDs,
-		ServerCert:   components.SecretRef{Name: components.ServerSecretName, Resource: e.Pki.ServerSecret},
-		CACert:       components.SecretRef{Name: components.CASecretName, Resource: e.Pki.CASecret},
-		UpstreamCert: components.SecretRef{Name: components.UpstreamSecretName, Resource: e.Pki.UpstreamSecret},
-		RateLimits:   limits,
+		Namespace:     amb.NamespaceName,
+		Hostname:      cfg.Hostname,
+		ClientAuth:    cfg.Edge.ClientAuth,
+		BehindALB:     cfg.BehindALB(),
+		ProxyProtocol: cfg.ProxyProtocol(),
+		Backends:      cfg.Edge.Backends,
+		CRDs:          amb.CRDs,
+		ServerCert:    components.SecretRef{Name: components.ServerSecretName, Resource: e.Pki.ServerSecret},
+		CACert:        components.SecretRef{Name: components.CASecretName, Resource: e.Pki.CASecret},
+		ClientCACert:  components.SecretRef{Name: components.ClientCASecretName, Resource: e.Pki.ClientCASecret},
+		UpstreamCert:  components.SecretRef{Name: components.UpstreamSecretName, Resource: e.Pki.UpstreamSecret},
+		RateLimits:    limits,
+		Auth:          authGate,
 	}, onCluster); err != nil {
 		return err
 	}
 
 	if cfg.Platform == PlatformLocal {
 		// No AWS load balancer: a NodePort/LoadBalancer Service exposes Envoy's TLS port.
-		_, err := exposeLocally(ctx, cfg, amb, onCluster)
+		_, err := exposeLocally(ctx, cfg, amb, authGate, onCluster)
 		return err
 	}
 	lb, err := components.NewLoadBalancer(ctx, "edge", &components.LoadBalancerArgs{
@@ -152,12 +156,13 @@ func buildEdgeRouting(ctx *pulumi.Context, cfg *Config, p *Platform, e *Edge, on
 		SourceCidrs: cfg.Edge.LoadBalancerSourceCidrs,
 		// The ARN comes out of the CertificateValidation: the listener waits for an issued certificate.
 		CertificateArn:        p.CertificateArn,
+		Subnets:               p.LoadBalancerSubnetIDs,
 		AmbassadorService:     amb.ServiceName,
 		AmbassadorServicePort: 443, // the chart's https port, → Envoy 8443
 		AmbassadorPodLabels:   amb.PodLabels,
-		CaCertPem:             e.Pki.CACertPem,
+		CaCertPem:             e.Pki.ClientCACertPem, // alb-verify trusts the trusted-client CA only
 		Controller:            p.LoadBalancerController,
-		DependsOn:             []pulumi.Resource{amb.Release},
+		DependsOn:             append([]pulumi.Resource{amb.Release}, authGate...),
 		Tags:                  cfg.Tags,
 	}, onCluster)
 	if err != nil {

@@ -44,7 +44,7 @@ var Keys = []Key{
 	{Name: "platform", Type: "string", Default: "eks", Group: "platform", Description: "Where the edge runs: eks (AWS: VPC, EKS, ACM certificate, ALB controller) or local (an existing cluster from a kubeconfig, e.g. kind or k3d; no AWS resources, keys of the aws, network, cluster and alb-controller groups are ignored)."},
 	{Name: "kubeconfig", Type: "string", Default: "", Group: "platform", Description: "platform local: path to the kubeconfig (default: $KUBECONFIG, else ~/.kube/config)."},
 	{Name: "kubeContext", Type: "string", Default: "", Group: "platform", Description: "platform local: kubeconfig context to deploy to (default: the current context)."},
-	{Name: "localNodeCidr", Type: "string", Default: "172.16.0.0/12", Group: "platform", Description: "platform local: CIDR that traffic through the NodePort/LoadBalancer Service arrives from (the nodes; kind and k3d use Docker networks in 172.16.0.0/12). The NetworkPolicies admit it."},
+	{Name: "localNodeCidr", Type: "string", Default: "172.16.0.0/12", Group: "platform", Description: "platform local: CIDR that traffic through the NodePort/LoadBalancer Service arrives from (the nodes; kind and k3d use Docker networks in 172.16.0.0/12). The NetworkPolicies admit it to Envoy's ports, so the nodes can reach Envoy directly: a local cluster is no trust boundary (README, Security)."},
 	{Name: "localServiceType", Type: "string", Default: "NodePort", Group: "platform", Description: "platform local: Service type exposing Ambassador's TLS port: NodePort, or LoadBalancer (k3d, minikube tunnel, cloud-provider-kind)."},
 	{Name: "localNodePort", Type: "integer", Default: 30443, Group: "platform", Description: "platform local: node port of the TLS listener (30000–32767) with localServiceType NodePort."},
 	{Name: "aws:region", Type: "string", Group: "aws", Description: "AWS region of every resource (required), e.g. us-east-1."},
@@ -54,13 +54,16 @@ var Keys = []Key{
 	{Name: "tags", Type: "object", Default: map[string]any{}, Group: "aws", Description: "Tags added to every AWS resource (JSON object of strings)."},
 
 	// Network.
-	{Name: "vpcCidr", Type: "string", Default: "10.0.0.0/16", Group: "network", Description: "CIDR of the new VPC, /16 to /22. Ignored with existingVpcId."},
+	{Name: "vpcCidr", Type: "string", Default: "10.0.0.0/16", Group: "network", Description: "CIDR of the new VPC, /16 to /22 (/21 at most with loadBalancerScheme internal: the load balancer gets subnets of its own). Ignored with existingVpcId."},
 	{Name: "availabilityZones", Type: "integer", Default: 2, Group: "network", Description: "Number of availability zones for the new VPC: 2 or 3."},
 	{Name: "natGateways", Type: "string", Default: "single", Group: "network", Description: "NAT gateways of the new VPC: single (one, cheaper) or perAz (one per zone, survives a zone outage)."},
-	{Name: "existingVpcId", Type: "string", Default: "", Group: "network", Description: "Use this VPC instead of creating one (vpc-…). Requires existingPublicSubnetIds, existingPrivateSubnetIds and existingVpcCidr."},
-	{Name: "existingVpcCidr", Type: "string", Default: "", Group: "network", Description: "CIDR of existingVpcId (the NetworkPolicies admit the load balancer from it)."},
+	{Name: "existingVpcId", Type: "string", Default: "", Group: "network", Description: "Use this VPC instead of creating one (vpc-…). Requires existingVpcCidr, existingPublicSubnetIds, existingPrivateSubnetIds, existingNodeSubnetCidrs, existingLoadBalancerSubnetIds and existingLoadBalancerSubnetCidrs."},
+	{Name: "existingVpcCidr", Type: "string", Default: "", Group: "network", Description: "CIDR of existingVpcId (Ambassador reaches the Kubernetes API's private endpoint in it)."},
 	{Name: "existingPublicSubnetIds", Type: "array", Default: []any{}, Group: "network", Description: "Public subnets of existingVpcId (≥2 AZs), tagged kubernetes.io/role/elb=1."},
-	{Name: "existingPrivateSubnetIds", Type: "array", Default: []any{}, Group: "network", Description: "Private subnets of existingVpcId (≥2 AZs) for the nodes, tagged kubernetes.io/role/internal-elb=1."},
+	{Name: "existingPrivateSubnetIds", Type: "array", Default: []any{}, Group: "network", Description: "Private subnets of existingVpcId (≥2 AZs) for the nodes (and so every pod's address)."},
+	{Name: "existingNodeSubnetCidrs", Type: "array", Default: []any{}, Group: "network", Description: "CIDRs of existingPrivateSubnetIds (required with existingVpcId): no load balancer subnet may overlap them."},
+	{Name: "existingLoadBalancerSubnetIds", Type: "array", Default: []any{}, Group: "network", Description: "Subnets of existingVpcId (≥2 AZs) the load balancer is placed in, holding no nodes or pods: public ones for an internet-facing load balancer, dedicated private ones for an internal one. Required with existingVpcId."},
+	{Name: "existingLoadBalancerSubnetCidrs", Type: "array", Default: []any{}, Group: "network", Description: "CIDRs of existingLoadBalancerSubnetIds, in the same order: the only sources the NetworkPolicies admit to Envoy's ports. Must not overlap existingNodeSubnetCidrs."},
 
 	// Cluster.
 	{Name: "clusterName", Type: "string", Default: "", Group: "cluster", Description: "EKS cluster name. Default: ztedge-<stack>."},
@@ -104,7 +107,7 @@ var Keys = []Key{
 	{Name: "certValidityHours", Type: "integer", Default: 2160, Group: "pki", Description: "Validity of server and client certificates (hours; default 90 days)."},
 	{Name: "certEarlyRenewalHours", Type: "integer", Default: 360, Group: "pki", Description: "Renew a certificate on `pulumi up` this many hours before it expires."},
 	{Name: "rateLimitImage", Type: "string", Default: "envoyproxy/ratelimit:49af5cca", Group: "ambassador", Description: "envoyproxy/ratelimit image (Emissary's rate-limit server), pinned."},
-	{Name: "redisImage", Type: "string", Default: "redis:7.4.2-alpine", Group: "ambassador", Description: "Redis image backing the rate-limit server, pinned."},
+	{Name: "redisImage", Type: "string", Default: "redis:7.4.6-alpine", Group: "ambassador", Description: "Redis image backing the rate-limit server, pinned by an exact version tag or a digest; versions with the 2025 Lua CVEs (CVE-2025-49844, -46817, -46818, -46819: before 6.2.20, 7.2.11, 7.4.6, 8.0.4, 8.2.2) are refused."},
 
 	// jwt-auth.
 	{Name: "authImage", Type: "string", Default: release.AuthImage, Group: "auth", Description: "jwt-auth container image. Default: the image this ztedge release published (.github/workflows/release.yml; signed with cosign, SBOM attached). For a local build: `make jwt-auth-oci` (docs/operate.md)."},

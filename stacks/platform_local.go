@@ -71,6 +71,11 @@ func (c *Config) validateLocal(p *problems) {
 // buildLocalPlatform is the platform of the local stack: a Kubernetes provider for the configured
 // kubeconfig and context, no certificate ARN (Envoy serves the PKI's server certificate), the node
 // CIDR in place of the VPC's, no load balancer controller and no node group to wait for.
+//
+// The node CIDR is also where NodePort/LoadBalancer traffic reaches Envoy from (kube-proxy
+// forwards from the node), so the NetworkPolicy admits it: on a local cluster Envoy's ports are
+// open to the nodes (and to host-network pods). There is no separate load balancer subnet to
+// confine it to; a local cluster is for development, not a trust boundary (README "Security").
 func buildLocalPlatform(ctx *pulumi.Context, cfg *Config) (*Platform, error) {
 	args := &kubernetes.ProviderArgs{}
 	if cfg.Local.Kubeconfig != "" {
@@ -87,6 +92,8 @@ func buildLocalPlatform(ctx *pulumi.Context, cfg *Config) (*Platform, error) {
 		Provider:       provider,
 		CertificateArn: pulumi.String("").ToStringOutput(),
 		VpcCidr:        pulumi.String(cfg.Local.NodeCidr).ToStringOutput(),
+		// Service traffic arrives from the nodes themselves (kube-proxy).
+		LoadBalancerCidrs: []string{cfg.Local.NodeCidr},
 	}, nil
 }
 
@@ -104,8 +111,9 @@ const LocalServiceName = "ztedge-edge"
 
 // exposeLocally publishes Envoy's HTTPS listener on a local cluster, in place of the AWS load
 // balancer: a NodePort (or LoadBalancer) Service on port 443 → 8443 selecting Ambassador's pods.
-// Only the TLS port is exposed; Envoy terminates TLS with the PKI's server certificate.
-func exposeLocally(ctx *pulumi.Context, cfg *Config, amb *components.Ambassador, opts ...pulumi.ResourceOption) (*corev1.Service, error) {
+// Only the TLS port is exposed; Envoy terminates TLS with the PKI's server certificate. It waits for
+// the auth gate, like the AWS load balancer: nothing reaches Envoy before auth can answer.
+func exposeLocally(ctx *pulumi.Context, cfg *Config, amb *components.Ambassador, authGate []pulumi.Resource, opts ...pulumi.ResourceOption) (*corev1.Service, error) {
 	port := corev1.ServicePortArgs{
 		Name: pulumi.String("https"), Port: pulumi.Int(443), Protocol: pulumi.String("TCP"),
 		TargetPort: pulumi.Int(components.AmbassadorHTTPSPort),
@@ -126,5 +134,5 @@ func exposeLocally(ctx *pulumi.Context, cfg *Config, amb *components.Ambassador,
 			// nodes that run an Ambassador pod.
 			ExternalTrafficPolicy: pulumi.String("Local"),
 		},
-	}, append(opts, pulumi.DependsOn([]pulumi.Resource{amb.Release}))...)
+	}, append(opts, pulumi.DependsOn(append([]pulumi.Resource{amb.Release}, authGate...)))...)
 }

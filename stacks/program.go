@@ -28,8 +28,14 @@ type Platform struct {
 	Provider *kubernetes.Provider
 	// CertificateArn is the validated ACM certificate of the load balancer.
 	CertificateArn pulumi.StringOutput
-	// VpcCidr is where the load balancer's traffic comes from (NetworkPolicies admit it).
+	// VpcCidr is the VPC's range: Ambassador reaches the Kubernetes API's private endpoint in it,
+	// and jwt-auth's internet egress excludes it.
 	VpcCidr pulumi.StringOutput
+	// LoadBalancerCidrs are the ranges the load balancer's traffic (and health checks) come from:
+	// subnets with no node and no pod in them. The NetworkPolicy admits only these to Envoy.
+	LoadBalancerCidrs []string
+	// LoadBalancerSubnetIDs pin the load balancer to those subnets (nil on a local cluster).
+	LoadBalancerSubnetIDs pulumi.StringArrayOutput
 	// LoadBalancerController is the ALB controller release: every Ingress and LoadBalancer Service
 	// depends on it, so destroy removes them (and the AWS load balancers) before the controller.
 	LoadBalancerController pulumi.Resource
@@ -54,7 +60,13 @@ func Build(ctx *pulumi.Context, cfg *Config) error {
 	if err != nil {
 		return err
 	}
-	return buildAuth(ctx, cfg, platform, edge)
+	// No route before auth: the backends' Mappings and whatever exposes Envoy are created only once
+	// jwt-auth answers and the AuthService exists (and destroy removes them first).
+	authGate, err := buildAuth(ctx, cfg, platform, edge)
+	if err != nil {
+		return err
+	}
+	return buildEdgeRouting(ctx, cfg, platform, edge, authGate)
 }
 
 // buildPlatform creates the AWS half: certificate, network, cluster, load balancer controller.
@@ -77,6 +89,11 @@ func buildPlatform(ctx *pulumi.Context, cfg *Config) (*Platform, error) {
 		ExistingVpcCidr:          cfg.Network.ExistingVpcCidr,
 		ExistingPublicSubnetIDs:  cfg.Network.ExistingPublicSubnetIDs,
 		ExistingPrivateSubnetIDs: cfg.Network.ExistingPrivateSubnetIDs,
+		InternalLoadBalancer:     cfg.Edge.LoadBalancerScheme == "internal",
+
+		ExistingLoadBalancerSubnetIDs:   cfg.Network.ExistingLoadBalancerSubnetIDs,
+		ExistingLoadBalancerSubnetCidrs: cfg.Network.ExistingLoadBalancerSubnetCidrs,
+		ExistingNodeSubnetCidrs:         cfg.Network.ExistingNodeSubnetCidrs,
 	})
 	if err != nil {
 		return nil, err
@@ -120,6 +137,8 @@ func buildPlatform(ctx *pulumi.Context, cfg *Config) (*Platform, error) {
 		Provider:               cluster.Provider,
 		CertificateArn:         certificate.Arn,
 		VpcCidr:                network.VpcCidr,
+		LoadBalancerCidrs:      network.LoadBalancerCidrs,
+		LoadBalancerSubnetIDs:  network.LoadBalancerSubnetIDs,
 		LoadBalancerController: albController.Release,
 		Nodes:                  []pulumi.Resource{cluster.NodeGroup},
 	}, nil

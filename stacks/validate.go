@@ -108,10 +108,11 @@ func (c *Config) validateNetwork(p *problems) {
 		if _, err := netip.ParsePrefix(n.ExistingVpcCidr); err != nil {
 			p.add("existingVpcCidr", "is required with existingVpcId and must be a CIDR such as 10.0.0.0/16 (got %q)", n.ExistingVpcCidr)
 		}
+		c.validateExistingLoadBalancerSubnets(p)
 		for _, s := range []struct {
 			key string
 			ids []string
-		}{{"existingPublicSubnetIds", n.ExistingPublicSubnetIDs}, {"existingPrivateSubnetIds", n.ExistingPrivateSubnetIDs}} {
+		}{{"existingPublicSubnetIds", n.ExistingPublicSubnetIDs}, {"existingPrivateSubnetIds", n.ExistingPrivateSubnetIDs}, {"existingLoadBalancerSubnetIds", n.ExistingLoadBalancerSubnetIDs}} {
 			if len(s.ids) < 2 {
 				p.add(s.key, "needs at least 2 subnets in different availability zones when existingVpcId is set (EKS and the load balancer require two AZs)")
 			}
@@ -123,8 +124,13 @@ func (c *Config) validateNetwork(p *problems) {
 		}
 		return
 	}
-	if len(n.ExistingPublicSubnetIDs)+len(n.ExistingPrivateSubnetIDs) > 0 || n.ExistingVpcCidr != "" {
+	if len(n.ExistingPublicSubnetIDs)+len(n.ExistingPrivateSubnetIDs)+len(n.ExistingLoadBalancerSubnetIDs)+len(n.ExistingLoadBalancerSubnetCidrs)+len(n.ExistingNodeSubnetCidrs) > 0 || n.ExistingVpcCidr != "" {
 		p.add("existingVpcId", "is required when existing subnets or existingVpcCidr are set (or remove them to create a new VPC)")
+	}
+	if c.Edge.LoadBalancerScheme == "internal" {
+		if _, err := components.InternalLoadBalancerSubnetCidrs(n.VpcCidr, max(2, min(3, n.AvailabilityZones))); err != nil {
+			p.add("vpcCidr", "with loadBalancerScheme internal: %v", err)
+		}
 	}
 	if n.AvailabilityZones < 2 || n.AvailabilityZones > 3 {
 		p.add("availabilityZones", "%d is out of range: use 2 or 3", n.AvailabilityZones)
@@ -203,5 +209,44 @@ func (c *Config) validateAlbController(p *problems) {
 	}
 	if a.Replicas < 1 || a.Replicas > 3 {
 		p.add("albControllerReplicas", "%d is out of range: use 1 to 3", a.Replicas)
+	}
+}
+
+// validateExistingLoadBalancerSubnets: in an existing VPC, the load balancer's subnets must be
+// named with their CIDRs (the NetworkPolicies admit exactly those to Envoy) and must not overlap
+// the node subnets, where every pod has its address: a pod there could skip the load balancer,
+// forge its headers and reach Envoy's admin port.
+func (c *Config) validateExistingLoadBalancerSubnets(p *problems) {
+	n := c.Network
+	cidrs := func(key string, list []string) []netip.Prefix {
+		var out []netip.Prefix
+		for _, s := range list {
+			pfx, err := netip.ParsePrefix(s)
+			if err != nil || pfx.Masked() != pfx {
+				p.add(key, "%q is not a CIDR such as 10.1.64.0/24 (host bits must be zero)", s)
+				continue
+			}
+			if vpc, err := netip.ParsePrefix(n.ExistingVpcCidr); err == nil && !(vpc.Contains(pfx.Addr()) && pfx.Bits() >= vpc.Bits()) {
+				p.add(key, "%s is not inside existingVpcCidr %s", s, n.ExistingVpcCidr)
+			}
+			out = append(out, pfx)
+		}
+		return out
+	}
+	cidrs("existingNodeSubnetCidrs", n.ExistingNodeSubnetCidrs)
+	cidrs("existingLoadBalancerSubnetCidrs", n.ExistingLoadBalancerSubnetCidrs)
+	if len(n.ExistingNodeSubnetCidrs) == 0 {
+		p.add("existingNodeSubnetCidrs", "is required with existingVpcId: the CIDRs of existingPrivateSubnetIds, which no load balancer subnet may overlap")
+	}
+	if len(n.ExistingLoadBalancerSubnetCidrs) != len(n.ExistingLoadBalancerSubnetIDs) {
+		p.add("existingLoadBalancerSubnetCidrs", "lists %d CIDRs for %d existingLoadBalancerSubnetIds: give each load balancer subnet's CIDR, in the same order", len(n.ExistingLoadBalancerSubnetCidrs), len(n.ExistingLoadBalancerSubnetIDs))
+	}
+	if lb, node, overlap := components.OverlappingCidrs(n.ExistingLoadBalancerSubnetCidrs, n.ExistingNodeSubnetCidrs); overlap {
+		p.add("existingLoadBalancerSubnetCidrs", "%s overlaps node subnet %s (existingNodeSubnetCidrs): pods there could reach Envoy without the load balancer; give the load balancer subnets of its own (public ones for internet-facing, dedicated private ones for internal)", lb, node)
+	}
+	for _, id := range n.ExistingLoadBalancerSubnetIDs {
+		if slices.Contains(n.ExistingPrivateSubnetIDs, id) {
+			p.add("existingLoadBalancerSubnetIds", "%s is also in existingPrivateSubnetIds (the node subnets): the load balancer needs subnets without nodes or pods", id)
+		}
 	}
 }

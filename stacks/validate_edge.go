@@ -115,6 +115,9 @@ func (c *Config) validateEdge(p *problems) {
 			p.add(key, "%q must be an image reference pinned to a tag or digest (not :latest)", img)
 		}
 	}
+	if err := checkRedisImage(e.RedisImage); err != nil {
+		p.add("redisImage", "%v", err)
+	}
 	before := len(*p)
 	c.validateTrustedClients(p)
 	if len(*p) == before {

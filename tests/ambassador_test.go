@@ -114,6 +114,14 @@ func checkModule(t *testing.T, module any) {
 	if !reflect.DeepEqual(m["diagnostics"], map[string]any{"enabled": false, "allow_non_local": false}) {
 		t.Errorf("module diagnostics %v: want disabled and local only", m["diagnostics"])
 	}
+	// The Module CRD leaves config untyped: a misspelt key would be ignored silently, so each key
+	// must be one Emissary 4.1.0 reads.
+	known := emissaryModuleKeys(t)
+	for k := range m {
+		if !known[k] {
+			t.Errorf("module config key %q is not one Emissary 4.1.0 reads (tests/testdata/emissary/module-keys-4.1.0.txt)", k)
+		}
+	}
 	v, err := crdschema.LoadEmissary()
 	if err != nil {
 		t.Fatal(err)
@@ -125,6 +133,22 @@ func checkModule(t *testing.T, module any) {
 	}) {
 		t.Errorf("Module rendered from the values: %v", err)
 	}
+}
+
+// emissaryModuleKeys are the `ambassador` Module config keys Emissary 4.1.0 reads.
+func emissaryModuleKeys(t *testing.T) map[string]bool {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "tests/testdata/emissary/module-keys-4.1.0.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			out[line] = true
+		}
+	}
+	return out
 }
 
 func withoutKey(m map[string]any, key string) map[string]any {

@@ -549,8 +549,8 @@ func TestAuthClientCertificates(t *testing.T) {
 				t.Errorf("client %s: certificate CN %v, but jwt-auth matches the name", tc.Name, cn)
 			}
 		}
-		if ca := input(cm, "data", "ca.pem"); ca != output(g.one(typeSelfSigned, "pki-ca"), "certPem") {
-			t.Errorf("ca.pem is not the stack CA")
+		if ca := input(cm, "data", "ca.pem"); ca != output(g.one(typeSelfSigned, "pki-client-ca"), "certPem") {
+			t.Errorf("ca.pem is not the trusted-client CA (and only it)")
 		}
 	})
 }
@@ -651,11 +651,11 @@ func TestJwtAuthRunsWithTheRenderedConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	sec1, _ := x509.MarshalECPrivateKey(signing)
-	ca, caKey, caPEM := newTestCert(t, "ztedge dev edge CA", nil, nil)
+	ca, caKey, caPEM := newTestCert(t, "ztedge dev client CA", nil, nil)
 	_, _, clientPEM := newTestCert(t, cfg.Edge.TrustedClients[0].Name, ca, caKey)
 	real := map[string]string{
 		output(g.one(typePrivateKey, "jwt-auth-signing-k1"), "privateKeyPem"): string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: sec1})),
-		output(g.one(typeSelfSigned, "pki-ca"), "certPem"):                    caPEM,
+		output(g.one(typeSelfSigned, "pki-client-ca"), "certPem"):             caPEM,
 	}
 	// The clients file pins the PKI's certificate: pin the real one in its place.
 	fingerprint := func(p string) string {

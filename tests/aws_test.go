@@ -73,16 +73,18 @@ func TestSubnetTags(t *testing.T) {
 				}
 				_, elb := tags["kubernetes.io/role/elb"]
 				_, internal := tags["kubernetes.io/role/internal-elb"]
+				// Node subnets carry no load balancer role (the stack files' load balancers are
+				// internet-facing: they go to the public subnets).
 				switch {
 				case elb && !internal && tags["kubernetes.io/role/elb"] == "1":
 					publics++
 					if input(s, "mapPublicIpOnLaunch") != false {
 						t.Errorf("%s: public subnet must not give instances public IPs by default", s.Name)
 					}
-				case internal && !elb && tags["kubernetes.io/role/internal-elb"] == "1":
+				case !internal && !elb && strings.Contains(s.Name, "-private-"):
 					privates++
 				default:
-					t.Errorf("%s: tags %v: want exactly one of the elb / internal-elb roles", s.Name, tags)
+					t.Errorf("%s: tags %v: want the elb role on public subnets and no role on node subnets", s.Name, tags)
 				}
 			}
 			if publics != privates || publics < 2 {
@@ -323,8 +325,7 @@ func TestClusterHardening(t *testing.T) {
 func reflectSubnets(g *graph, ng *mockengine.Resource) bool {
 	var private []any
 	for _, s := range g.ofType("aws:ec2/subnet:Subnet") {
-		tags, _ := input(s, "tags").(map[string]any)
-		if tags["kubernetes.io/role/internal-elb"] == "1" {
+		if strings.Contains(s.Name, "-private-") {
 			private = append(private, s.ID)
 		}
 	}

@@ -7,6 +7,24 @@ import (
 	"github.com/ztedge/ztedge/stacks"
 )
 
+// existingVpc is a valid existing-VPC network configuration (node subnets 10.1.64.0/18 and
+// 10.1.128.0/18, load balancer subnets 10.1.0.0/24 and 10.1.1.0/24), changed by edit.
+func existingVpc(edit map[string]string) map[string]string {
+	out := map[string]string{
+		"ztedge:existingVpcId":                   "vpc-0123456789abcdef0",
+		"ztedge:existingVpcCidr":                 "10.1.0.0/16",
+		"ztedge:existingPublicSubnetIds":         `["subnet-0123456789abcdef0","subnet-0123456789abcdef1"]`,
+		"ztedge:existingPrivateSubnetIds":        `["subnet-0123456789abcdef2","subnet-0123456789abcdef3"]`,
+		"ztedge:existingNodeSubnetCidrs":         `["10.1.64.0/18","10.1.128.0/18"]`,
+		"ztedge:existingLoadBalancerSubnetIds":   `["subnet-0123456789abcdef0","subnet-0123456789abcdef1"]`,
+		"ztedge:existingLoadBalancerSubnetCidrs": `["10.1.0.0/24","10.1.1.0/24"]`,
+	}
+	for k, v := range edit {
+		out[k] = v
+	}
+	return out
+}
+
 // TestConfigErrors: each bad value fails with an error that names the key and says what is allowed.
 func TestConfigErrors(t *testing.T) {
 	cases := []struct {
@@ -36,6 +54,15 @@ func TestConfigErrors(t *testing.T) {
 		{"CIDR too small", map[string]string{"ztedge:vpcCidr": "10.0.0.0/24"}, []string{"ztedge:vpcCidr", "/16"}},
 		{"public CIDR", map[string]string{"ztedge:vpcCidr": "8.8.0.0/16"}, []string{"ztedge:vpcCidr", "RFC 1918"}},
 		{"one AZ", map[string]string{"ztedge:availabilityZones": "1"}, []string{"ztedge:availabilityZones", "2 or 3"}},
+		{"internal load balancer in a small VPC", map[string]string{"ztedge:loadBalancerScheme": "internal", "ztedge:vpcCidr": "10.0.0.0/22"}, []string{"ztedge:vpcCidr", "loadBalancerScheme internal", "/21 or larger"}},
+		{"load balancer subnets overlap the nodes'", existingVpc(map[string]string{"ztedge:existingLoadBalancerSubnetCidrs": `["10.1.0.0/24","10.1.64.0/20"]`}), []string{"ztedge:existingLoadBalancerSubnetCidrs", "10.1.64.0/20 overlaps node subnet 10.1.64.0/18", "existingNodeSubnetCidrs"}},
+		{"load balancer subnet is a node subnet", existingVpc(map[string]string{"ztedge:existingLoadBalancerSubnetIds": `["subnet-0123456789abcdef0","subnet-0123456789abcdef2"]`}), []string{"ztedge:existingLoadBalancerSubnetIds", "subnet-0123456789abcdef2 is also in existingPrivateSubnetIds"}},
+		{"load balancer subnets without CIDRs", existingVpc(map[string]string{"ztedge:existingLoadBalancerSubnetCidrs": ""}), []string{"ztedge:existingLoadBalancerSubnetCidrs", "lists 0 CIDRs for 2 existingLoadBalancerSubnetIds"}},
+		{"no node subnet CIDRs", existingVpc(map[string]string{"ztedge:existingNodeSubnetCidrs": ""}), []string{"ztedge:existingNodeSubnetCidrs", "is required with existingVpcId"}},
+		{"load balancer CIDR outside the VPC", existingVpc(map[string]string{"ztedge:existingLoadBalancerSubnetCidrs": `["10.1.0.0/24","10.9.1.0/24"]`}), []string{"ztedge:existingLoadBalancerSubnetCidrs", "10.9.1.0/24 is not inside existingVpcCidr"}},
+		{"vulnerable Redis", map[string]string{"ztedge:redisImage": "redis:7.4.5-alpine"}, []string{"ztedge:redisImage", "7.4.5 has the 2025 Lua script CVEs", "7.4.6"}},
+		{"moving Redis tag", map[string]string{"ztedge:redisImage": "redis:7.4-alpine"}, []string{"ztedge:redisImage", "not an exact Redis version"}},
+		{"old Redis line", map[string]string{"ztedge:redisImage": "redis:7.0.15"}, []string{"ztedge:redisImage", "not a supported line"}},
 		{"bad NAT mode", map[string]string{"ztedge:natGateways": "none"}, []string{"ztedge:natGateways", "single or perAz"}},
 		{"existing VPC without subnets", map[string]string{"ztedge:existingVpcId": "vpc-0123456789abcdef0", "ztedge:existingVpcCidr": "10.1.0.0/16"}, []string{"ztedge:existingPublicSubnetIds", "at least 2 subnets"}},
 		{"existing VPC without CIDR", map[string]string{"ztedge:existingVpcId": "vpc-0123456789abcdef0", "ztedge:existingPublicSubnetIds": `["subnet-0123456789abcdef0","subnet-0123456789abcdef1"]`, "ztedge:existingPrivateSubnetIds": `["subnet-0123456789abcdef2","subnet-0123456789abcdef3"]`}, []string{"ztedge:existingVpcCidr", "required with existingVpcId"}},

@@ -155,11 +155,12 @@ func TestEdgeConfigOrdering(t *testing.T) {
 		}
 		host, tlsContext := g.object("Host", components.EdgeHostName), g.object("TLSContext", components.UpstreamTLSContext)
 		server, ca, upstream := g.secretNamed(ns, components.ServerSecretName), g.secretNamed(ns, components.CASecretName), g.secretNamed(ns, components.UpstreamSecretName)
+		clientCA := g.secretNamed(ns, components.ClientCASecretName)
 		if !g.dependsOn(host, server) {
 			t.Errorf("Host does not wait for Secret %s", components.ServerSecretName)
 		}
-		if components.EnvoyTerminatesTLS(r.cfg.Edge.ClientAuth) != g.dependsOn(host, ca) {
-			t.Errorf("Host waits for the CA Secret: %v; it names it only when Envoy verifies client certificates", g.dependsOn(host, ca))
+		if components.EnvoyTerminatesTLS(r.cfg.Edge.ClientAuth) != g.dependsOn(host, clientCA) {
+			t.Errorf("Host waits for the client CA Secret: %v; it names it only when Envoy verifies client certificates", g.dependsOn(host, clientCA))
 		}
 		if !g.dependsOn(tlsContext, upstream) || !g.dependsOn(tlsContext, ca) {
 			t.Errorf("TLSContext does not wait for Secrets %s and %s", components.UpstreamSecretName, components.CASecretName)
@@ -213,6 +214,11 @@ func TestListenerAndHost(t *testing.T) {
 			"port": float64(8443), "protocol": "HTTPS", "securityModel": wantModel, "l7Depth": wantDepth,
 			"hostBinding": map[string]any{"namespace": map[string]any{"from": "SELF"}},
 		}
+		if proxyProtocol(r.cfg) {
+			// TestRealClientAddressThroughTheNLB
+			delete(want, "protocol")
+			want["protocolStack"] = []any{"PROXY", "TLS", "HTTP", "TCP"}
+		}
 		if got := spec(l); !reflect.DeepEqual(got, want) {
 			t.Errorf("Listener spec\n got %v\nwant %v", got, want)
 		}
@@ -236,8 +242,8 @@ func TestListenerAndHost(t *testing.T) {
 			t.Errorf("Host tls %v: want TLS 1.3 only with h2 and http/1.1", tls)
 		}
 		if mode == components.ClientAuthNLBPassthrough {
-			if tls["ca_secret"] != components.CASecretName || tls["cert_required"] != false {
-				t.Errorf("nlb-passthrough: Host must verify optional client certificates against the CA: %v", tls)
+			if tls["ca_secret"] != components.ClientCASecretName || tls["cert_required"] != false {
+				t.Errorf("nlb-passthrough: Host must verify optional client certificates against the client CA: %v", tls)
 			}
 		} else if _, ok := tls["ca_secret"]; ok {
 			t.Errorf("%s: Envoy asks for client certificates it has no use for: %v", mode, tls)

@@ -109,6 +109,7 @@ func TestAlbIngress(t *testing.T) {
 		}
 		jsonEqual(t, "mutual-authentication", str(a[alb+"mutual-authentication"]), mtls)
 		delete(a, alb+"mutual-authentication")
+		checkSubnetsAnnotation(t, g, r.cfg, a, alb+"subnets")
 		if !reflect.DeepEqual(a, want) {
 			t.Errorf("Ingress annotations\n got %v\nwant %v", a, want)
 		}
@@ -179,8 +180,11 @@ func TestNlbService(t *testing.T) {
 			nlb + "type": "external", nlb + "nlb-target-type": "ip", nlb + "scheme": "internet-facing", nlb + "backend-protocol": "tcp",
 			nlb + "healthcheck-protocol": "http", nlb + "healthcheck-port": "8877", nlb + "healthcheck-path": "/ambassador/v0/check_ready",
 			nlb + "healthcheck-success-codes": "200", nlb + "attributes": "load_balancing.cross_zone.enabled=true",
+			nlb + "proxy-protocol": "*", nlb + "target-group-attributes": "preserve_client_ip.enabled=false",
 		}
-		if got := annotations(svc); !reflect.DeepEqual(got, want) {
+		got := annotations(svc)
+		checkSubnetsAnnotation(t, r.g, r.cfg, got, nlb+"subnets")
+		if !reflect.DeepEqual(got, want) {
 			t.Errorf("NLB annotations\n got %v\nwant %v", got, want)
 		}
 		selector := map[string]any{}
@@ -235,9 +239,9 @@ func TestTrustStore(t *testing.T) {
 			"Condition":{"Bool":{"aws:SecureTransport":"false"}}}]}`)
 
 		obj := g.one(typeObject)
-		ca := g.one(typeSelfSigned)
+		ca := g.one(typeSelfSigned, "pki-client-ca")
 		if input(obj, "content") != ca.Outputs.Mappable()["certPem"] || input(obj, "bucket") != id {
-			t.Errorf("the bundle object does not hold the stack CA certificate")
+			t.Errorf("the bundle object does not hold the trusted-client CA certificate")
 		}
 		for _, dep := range []*mockengine.Resource{block, policy} {
 			if !g.dependsOn(obj, dep) {
@@ -276,6 +280,7 @@ func TestLoadBalancerHostname(t *testing.T) {
 					AmbassadorPodLabels: map[string]string{"app.kubernetes.io/name": "emissary-ingress"},
 					CaCertPem:           pulumi.String("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"),
 					Controller:          controller,
+					Subnets:             pulumi.ToStringArray([]string{"subnet-0123456789abcdef0", "subnet-0123456789abcdef1"}),
 				})
 				if err != nil {
 					return err

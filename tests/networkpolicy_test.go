@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ztedge/ztedge/components"
 	"github.com/ztedge/ztedge/internal/mockengine"
 	"github.com/ztedge/ztedge/stacks"
 )
@@ -214,7 +215,16 @@ func TestAmbassadorFlows(t *testing.T) {
 			return out
 		}
 		cidr := map[string]any{"ipBlock": map[string]any{"cidr": vpc}}
-		if got, want := byName["ambassador-ingress"].ingress, []any{map[string]any{"from": []any{cidr}, "ports": tcp(8443, 8877)}}; !reflect.DeepEqual(got, want) {
+		// The load balancer's (public) subnets only: TestOnlyTheLoadBalancerReachesEnvoy.
+		public, _, err := components.SubnetCidrs(vpc, cfg.Network.AvailabilityZones)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lbPeers []any
+		for _, c := range public {
+			lbPeers = append(lbPeers, map[string]any{"ipBlock": map[string]any{"cidr": c}})
+		}
+		if got, want := byName["ambassador-ingress"].ingress, []any{map[string]any{"from": lbPeers, "ports": tcp(8443, 8877)}}; !reflect.DeepEqual(got, want) {
 			t.Errorf("Ambassador ingress %v\nwant %v", got, want)
 		}
 		pods := func(labels map[string]any) map[string]any {

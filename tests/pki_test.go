@@ -30,6 +30,22 @@ var pkiIssued = map[string][]string{
 	"prod": {"pki-backend-orders", "pki-backend-payments", "pki-client-billing-batch", "pki-client-web-app", "pki-server", "pki-upstream"},
 }
 
+// pkiCAs are the PKI's three CAs, one per purpose: servers (edge), trusted clients, Ambassador's
+// upstream identity.
+var pkiCAs = []string{"pki-ca", "pki-client-ca", "pki-upstream-ca"}
+
+// issuerOf is the CA each issued certificate must come from.
+func issuerOf(name string) string {
+	switch {
+	case name == "pki-upstream":
+		return "pki-upstream-ca"
+	case strings.HasPrefix(name, "pki-client-"):
+		return "pki-client-ca"
+	default: // the server and the backends' server certificates
+		return "pki-ca"
+	}
+}
+
 func names(rs []*mockengine.Resource) []string {
 	var out []string
 	for _, r := range rs {
@@ -71,11 +87,11 @@ func TestPkiInventory(t *testing.T) {
 					pkiKeys = append(pkiKeys, k)
 				}
 			}
-			if got, want := names(pkiKeys), append([]string{"pki-ca"}, issued...); !reflect.DeepEqual(got, sorted(want)) {
+			if got, want := names(pkiKeys), append(append([]string(nil), pkiCAs...), issued...); !reflect.DeepEqual(got, sorted(want)) {
 				t.Errorf("private keys %v, want %v", got, sorted(want))
 			}
-			if got := names(g.ofType(typeSelfSigned)); !reflect.DeepEqual(got, []string{"pki-ca"}) {
-				t.Errorf("self-signed certificates %v: want the CA only", got)
+			if got := names(g.ofType(typeSelfSigned)); !reflect.DeepEqual(got, pkiCAs) {
+				t.Errorf("self-signed certificates %v: want the three CAs only", got)
 			}
 			for _, typ := range []string{typeCertReq, typeSigned} {
 				if got := names(g.ofType(typ)); !reflect.DeepEqual(got, issued) {
@@ -105,15 +121,20 @@ func TestPrivateKeysAreEcdsaP256(t *testing.T) {
 
 func TestCertificateProfiles(t *testing.T) {
 	g := mustRun(t, "prod")
-	ca := g.one(typeSelfSigned, "pki-ca")
-	if input(ca, "isCaCertificate") != true || !reflect.DeepEqual(input(ca, "allowedUses"), []any{"cert_signing", "crl_signing", "digital_signature"}) {
-		t.Errorf("CA: isCaCertificate %v, uses %v", input(ca, "isCaCertificate"), input(ca, "allowedUses"))
-	}
-	if plain(ca, "privateKeyPem") != output(g.one(typePrivateKey, "pki-ca"), "privateKeyPem") {
-		t.Errorf("the CA is not signed with the CA key")
-	}
-	if input(ca, "validityPeriodHours") != float64(26280) || input(ca, "earlyRenewalHours") != float64(360) {
-		t.Errorf("CA validity %v / early renewal %v: want the config defaults 26280 / 360", input(ca, "validityPeriodHours"), input(ca, "earlyRenewalHours"))
+	for caName, cn := range map[string]string{"pki-ca": "ztedge prod edge CA", "pki-client-ca": "ztedge prod client CA", "pki-upstream-ca": "ztedge prod upstream CA"} {
+		ca := g.one(typeSelfSigned, caName)
+		if input(ca, "isCaCertificate") != true || !reflect.DeepEqual(input(ca, "allowedUses"), []any{"cert_signing", "crl_signing", "digital_signature"}) {
+			t.Errorf("%s: isCaCertificate %v, uses %v", caName, input(ca, "isCaCertificate"), input(ca, "allowedUses"))
+		}
+		if input(ca, "subject", "commonName") != cn {
+			t.Errorf("%s: CN %v, want %s (purpose-specific names)", caName, input(ca, "subject", "commonName"), cn)
+		}
+		if plain(ca, "privateKeyPem") != output(g.one(typePrivateKey, caName), "privateKeyPem") {
+			t.Errorf("%s is not signed with its own key", caName)
+		}
+		if input(ca, "validityPeriodHours") != float64(26280) || input(ca, "earlyRenewalHours") != float64(360) {
+			t.Errorf("%s validity %v / early renewal %v: want the config defaults 26280 / 360", caName, input(ca, "validityPeriodHours"), input(ca, "earlyRenewalHours"))
+		}
 	}
 
 	svc := func(s, ns string) []any {
@@ -146,9 +167,10 @@ func TestCertificateProfiles(t *testing.T) {
 		if !reflect.DeepEqual(input(cert, "allowedUses"), []any{"digital_signature", w.uses}) {
 			t.Errorf("%s: uses %v, want digital_signature and %s only", name, input(cert, "allowedUses"), w.uses)
 		}
-		if input(cert, "caCertPem") != output(ca, "certPem") || plain(cert, "caPrivateKeyPem") != output(g.one(typePrivateKey, "pki-ca"), "privateKeyPem") ||
+		issuer := issuerOf(name)
+		if input(cert, "caCertPem") != output(g.one(typeSelfSigned, issuer), "certPem") || plain(cert, "caPrivateKeyPem") != output(g.one(typePrivateKey, issuer), "privateKeyPem") ||
 			input(cert, "certRequestPem") != output(csr, "certRequestPem") {
-			t.Errorf("%s: not signed by the stack CA for its own request", name)
+			t.Errorf("%s: not signed by %s for its own request", name, issuer)
 		}
 		if input(cert, "validityPeriodHours") != float64(2160) || input(cert, "earlyRenewalHours") != float64(360) {
 			t.Errorf("%s: validity %v / early renewal %v, want 2160 / 360", name, input(cert, "validityPeriodHours"), input(cert, "earlyRenewalHours"))
@@ -161,13 +183,18 @@ func TestCertificateProfiles(t *testing.T) {
 func TestPkiSecrets(t *testing.T) {
 	g := mustRun(t, "prod")
 	caPem := output(g.one(typeSelfSigned, "pki-ca"), "certPem")
+	upstreamCAPem := output(g.one(typeSelfSigned, "pki-upstream-ca"), "certPem")
+	clientCAPem := output(g.one(typeSelfSigned, "pki-client-ca"), "certPem")
+	// ca.crt is what the holder trusts for its peers: Ambassador the edge CA (backends' servers),
+	// backends the upstream CA only (Ambassador's client certificate, no trusted client's).
+	trusts := map[string]string{"pki-server": caPem, "pki-upstream": caPem, "pki-backend-orders": upstreamCAPem, "pki-backend-payments": upstreamCAPem}
 	tlsSecret := func(ns, name, issuedAs string) {
 		t.Helper()
 		s := g.secretNamed(ns, name)
 		want := map[string]any{
 			"tls.crt": output(g.one(typeSigned, issuedAs), "certPem"),
 			"tls.key": output(g.one(typePrivateKey, issuedAs), "privateKeyPem"),
-			"ca.crt":  caPem,
+			"ca.crt":  trusts[issuedAs],
 		}
 		if input(s, "type") != "kubernetes.io/tls" || !reflect.DeepEqual(plain(s, "stringData"), want) {
 			t.Errorf("Secret %s/%s: type %v data %v\nwant kubernetes.io/tls %v", ns, name, input(s, "type"), plain(s, "stringData"), want)
@@ -182,6 +209,10 @@ func TestPkiSecrets(t *testing.T) {
 	ca := g.secretNamed("ambassador", components.CASecretName)
 	if input(ca, "type") != "Opaque" || !reflect.DeepEqual(plain(ca, "stringData"), map[string]any{"tls.crt": caPem, "ca.crt": caPem}) {
 		t.Errorf("CA Secret: type %v data %v", input(ca, "type"), plain(ca, "stringData"))
+	}
+	clientCA := g.secretNamed("ambassador", components.ClientCASecretName)
+	if input(clientCA, "type") != "Opaque" || !reflect.DeepEqual(plain(clientCA, "stringData"), map[string]any{"tls.crt": clientCAPem, "ca.crt": clientCAPem}) {
+		t.Errorf("client CA Secret: type %v data %v", input(clientCA, "type"), plain(clientCA, "stringData"))
 	}
 
 	// Each Secret waits for its namespace.

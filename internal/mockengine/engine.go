@@ -37,6 +37,8 @@ type Resource struct {
 	Dependencies []string
 	// PropertyDependencies maps an input property to the URNs its value came from.
 	PropertyDependencies map[string][]string
+	// IgnoreChanges are the input properties a later update leaves as they were first created.
+	IgnoreChanges []string
 }
 
 // Engine implements pulumi.MockResourceMonitor and records every registration.
@@ -114,6 +116,7 @@ func (e *Engine) NewResource(args pulumi.MockResourceArgs) (string, resource.Pro
 	if rpc := args.RegisterRPC; rpc != nil {
 		rec.Parent = rpc.GetParent()
 		rec.Remote = rpc.GetRemote()
+		rec.IgnoreChanges = append(rec.IgnoreChanges, rpc.GetIgnoreChanges()...)
 		rec.Dependencies = append(rec.Dependencies, rpc.GetDependencies()...)
 		sort.Strings(rec.Dependencies)
 		rec.PropertyDependencies = map[string][]string{}
