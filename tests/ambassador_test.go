@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"sigs.k8s.io/yaml"
+
 	"github.com/ztedge/ztedge/components"
 	"github.com/ztedge/ztedge/internal/chartvalues"
 	"github.com/ztedge/ztedge/internal/crdschema"
@@ -312,5 +314,37 @@ func TestEdgeStackRelease(t *testing.T) {
 		if inBlock[k] {
 			t.Errorf("emissary-ingress.%s is defined by neither the subchart nor edge-stack's block", k)
 		}
+	}
+}
+
+// TestAmbassadorRBACMatchesTheChart: the flat ClusterRole ztedge grants Ambassador holds exactly the
+// rules the pinned chart's ClusterRoles "<name>-crd" and "<name>-watch" aggregate (cluster-wide
+// scope, no PodSecurityPolicies), read from the chart's own templates/rbac.yaml.
+func TestAmbassadorRBACMatchesTheChart(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(repoRoot(t), "tests/testdata/charts/emissary-ingress-4.1.0/templates/rbac.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The aggregate's own "rules: []" is not a "rules:" block; the next two are -crd and -watch.
+	blocks := strings.Split(string(data), "\nrules:\n")
+	if len(blocks) < 3 {
+		t.Fatalf("templates/rbac.yaml has %d rules blocks; the chart changed shape", len(blocks)-1)
+	}
+	var chartRules []map[string][]string
+	for _, b := range blocks[1:3] {
+		if i := strings.Index(b, "{{"); i >= 0 {
+			b = b[:i] // the PodSecurityPolicy rule and what follows are conditional
+		}
+		if i := strings.Index(b, "\n---"); i >= 0 {
+			b = b[:i]
+		}
+		var rules []map[string][]string
+		if err := yaml.Unmarshal([]byte(b), &rules); err != nil {
+			t.Fatalf("rules block %q: %v", b, err)
+		}
+		chartRules = append(chartRules, rules...)
+	}
+	if got := components.AmbassadorRBACRules(); !reflect.DeepEqual(got, chartRules) {
+		t.Errorf("ztedge grants\n  %v\nthe chart grants\n  %v", got, chartRules)
 	}
 }
