@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -55,7 +56,7 @@ func (c *clusterView) resources() ([]kindResource, error) {
 	for _, l := range lists {
 		gv, _ := schema.ParseGroupVersion(l.GroupVersion)
 		for _, r := range l.APIResources {
-			if strings.Contains(r.Name, "/") || !contains(r.Verbs, "list") {
+			if strings.Contains(r.Name, "/") || !slices.Contains(r.Verbs, "list") {
 				continue
 			}
 			out = append(out, kindResource{gvr: gv.WithResource(r.Name), kind: r.Kind, namespaced: r.Namespaced})
@@ -312,13 +313,4 @@ func (c *clusterView) checkDeploymentsAvailable(ctx context.Context, t *testing.
 	if seen == 0 {
 		t.Error("the stack runs no Deployment")
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

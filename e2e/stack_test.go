@@ -73,7 +73,7 @@ func TestLocalStackOnARealEngine(t *testing.T) {
 		run(upTimeout, "preview", "--stack", "local", "--expect-no-changes")
 		t.Logf("ztedge preview (no changes): %s", time.Since(start).Round(time.Second))
 
-		state := p.exportState(t, ztedge)
+		state := p.exportState(t)
 		cluster.checkEveryFieldSurvived(ctx, t, state)
 		cluster.checkDeploymentsAvailable(ctx, t, state)
 		p.checkNoPlaintextKey(t)
@@ -90,7 +90,7 @@ func TestLocalStackOnARealEngine(t *testing.T) {
 		start = time.Now()
 		run(upTimeout, "up", "--stack", "local")
 		t.Logf("ztedge up (add a backend): %s", time.Since(start).Round(time.Second))
-		after := longLived(p.exportState(t, ztedge))
+		after := longLived(p.exportState(t))
 		for urn, id := range keep {
 			if after[urn] != id {
 				t.Errorf("adding a backend replaced %s (%s → %s): clients and tokens would break", urn, id, after[urn])
@@ -260,7 +260,7 @@ type stateResource struct {
 	Outputs map[string]any `json:"outputs"`
 }
 
-func (p *project) exportState(t *testing.T, _ string) []stateResource {
+func (p *project) exportState(t *testing.T) []stateResource {
 	t.Helper()
 	out := p.run(t, time.Minute, "pulumi", "stack", "export", "--stack", "local")
 	var doc struct {
