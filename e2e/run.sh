@@ -72,6 +72,11 @@ for xz in "$SHARED"/pulumi-plugins/*.xz; do
 done
 ln -sf "$plugins/pulumi-language-go-$pulumi_v" "$(dirname "$pulumi")/pulumi-language-go"
 export PATH="$(dirname "$pulumi"):$PATH"
+# The `ztedge` subtest runs without the CLI on PATH, as on a fresh machine where ztedge installed
+# the pinned CLI into the Pulumi home: it must find it in $PULUMI_HOME/versions/<version>/bin.
+mkdir -p "$PULUMI_HOME/versions/${pulumi_v#v}/bin"
+ln -sf "$pulumi" "$PULUMI_HOME/versions/${pulumi_v#v}/bin/pulumi"
+export E2E_PULUMI_BIN_DIR=$(dirname "$pulumi")
 for p in "$plugins"/pulumi-resource-*; do
   name=$(basename "$p"); name=${name#pulumi-resource-}
   kind=${name%-v*}; ver=${name##*-}

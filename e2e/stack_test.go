@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -64,6 +65,13 @@ func TestLocalStackOnARealEngine(t *testing.T) {
 	t.Run("ztedge (Automation API)", func(t *testing.T) {
 		p := newProject(t, filepath.Join(work, "ztedge"), cp.Kubeconfig)
 		ztedge := p.build(t, "./cmd/ztedge")
+		// No Pulumi CLI on PATH: ztedge takes the pinned one from the Pulumi home (where it
+		// installs it on a fresh machine).
+		cliDir := os.Getenv("E2E_PULUMI_BIN_DIR")
+		if cliDir == "" {
+			t.Fatal("E2E_PULUMI_BIN_DIR is not set: run the tier with `make e2e`")
+		}
+		p.env = withoutPathDir(p.env, cliDir)
 		run := func(timeout time.Duration, args ...string) string { return p.run(t, timeout, ztedge, args...) }
 
 		start := time.Now()
@@ -183,6 +191,18 @@ func newProject(t *testing.T, dir, kubeconfig string) *project {
 	p.env = append(os.Environ(), "PULUMI_BACKEND_URL=file://"+state, "PULUMI_CONFIG_PASSPHRASE=e2e-passphrase",
 		"PULUMI_SKIP_UPDATE_CHECK=true", "NO_COLOR=1", "KUBECONFIG="+kubeconfig)
 	return p
+}
+
+// withoutPathDir returns env with dir removed from PATH.
+func withoutPathDir(env []string, dir string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		if path, ok := strings.CutPrefix(kv, "PATH="); ok {
+			kv = "PATH=" + strings.Join(slices.DeleteFunc(filepath.SplitList(path), func(d string) bool { return d == dir }), string(filepath.ListSeparator))
+		}
+		out = append(out, kv)
+	}
+	return out
 }
 
 func (p *project) editStack(t *testing.T, edit func(map[string]any)) {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime/debug"
@@ -57,8 +56,11 @@ type AutoOptions struct {
 	ExpectNoChanges bool
 	// LookupEnv reads the environment; nil means os.LookupEnv (tests replace it).
 	LookupEnv func(string) (string, bool)
-	// Command is the Pulumi CLI; nil means `pulumi` from PATH (tests pass a fake).
+	// Command is the Pulumi CLI; nil means `pulumi` from PATH, else the pinned version in the
+	// Pulumi home, else what InstallCLI decides (tests pass a fake).
 	Command auto.PulumiCommand
+	// InstallCLI says whether and how to install the pinned Pulumi CLI when it is missing.
+	InstallCLI CLIInstall
 }
 
 // Preview shows what Up would change, without changing anything.
@@ -218,11 +220,16 @@ func (o AutoOptions) Resolve(stack string, validate bool) (*Settings, error) {
 	return st, err
 }
 
-func (o AutoOptions) resolve(stack string, validate bool) (*Settings, error) {
-	lookup := o.LookupEnv
-	if lookup == nil {
-		lookup = os.LookupEnv
+// lookupEnv is o.LookupEnv, or the process environment.
+func (o AutoOptions) lookupEnv() func(string) (string, bool) {
+	if o.LookupEnv == nil {
+		return os.LookupEnv
 	}
+	return o.LookupEnv
+}
+
+func (o AutoOptions) resolve(stack string, validate bool) (*Settings, error) {
+	lookup := o.lookupEnv()
 	dir := o.Dir
 	if dir == "" {
 		wd, err := os.Getwd()
@@ -338,10 +345,6 @@ func FindProjectDir(start string) (string, error) {
 	}
 }
 
-// ErrNoPulumiCLI is returned when the Pulumi CLI is not on PATH.
-var ErrNoPulumiCLI = errors.New("the Pulumi CLI is not on PATH: preview, up, destroy, refresh and outputs run it " +
-	"(install it: https://www.pulumi.com/docs/install/); `ztedge render` works without it")
-
 // operation is what a stack operation needs before it starts.
 type operation int
 
@@ -361,11 +364,8 @@ func (o AutoOptions) stack(ctx context.Context, stack string, op operation) (aut
 	}
 	cmd := o.Command
 	if cmd == nil {
-		if _, err := exec.LookPath("pulumi"); err != nil {
-			return auto.Stack{}, ErrNoPulumiCLI
-		}
-		if cmd, err = auto.NewPulumiCommand(nil); err != nil {
-			return auto.Stack{}, fmt.Errorf("the Pulumi CLI: %w", err)
+		if cmd, err = o.InstallCLI.findPulumiCLI(ctx, o.lookupEnv()); err != nil {
+			return auto.Stack{}, err
 		}
 	}
 	s, err := auto.UpsertStackInlineSource(ctx, stack, Namespace, Program,

@@ -19,7 +19,8 @@ type operation struct {
 }
 
 const deployEnv = `
-Needs the Pulumi CLI on PATH (https://www.pulumi.com/docs/install/) and, for the eks platform, AWS
+Needs the Pulumi CLI (on PATH, or installed by ztedge: it offers to install the version it is
+built with into the Pulumi home when it is missing) and, for the eks platform, AWS
 credentials (AWS_PROFILE, or the usual AWS_* variables). The program runs inside this process
 with the configuration of Pulumi.<stack>.yaml.
 
@@ -56,6 +57,7 @@ func deployCommand(op operation) func(context.Context, []string, io.Writer, io.W
 		dir := fs.String("dir", "", "project directory with Pulumi.yaml (default: found upward from the working directory)")
 		verbose := fs.Bool("verbose", false, "print Pulumi's own progress output instead of ztedge's one-line-per-resource display")
 		diff := fs.Bool("diff", false, "with --verbose: show property-level diffs (preview, up)")
+		install := installFlag(fs, stderr)
 		var expectNoChanges *bool
 		if op.name == opPreview.name || op.name == opUp.name {
 			expectNoChanges = fs.Bool("expect-no-changes", false, "fail if there is anything to change (a drift check, e.g. right after up)")
@@ -66,7 +68,7 @@ func deployCommand(op operation) func(context.Context, []string, io.Writer, io.W
 		if err := requireStack(*stack); err != nil {
 			return err
 		}
-		o := stacks.AutoOptions{Dir: *dir, Diff: *diff, ExpectNoChanges: expectNoChanges != nil && *expectNoChanges}
+		o := stacks.AutoOptions{Dir: *dir, Diff: *diff, ExpectNoChanges: expectNoChanges != nil && *expectNoChanges, InstallCLI: install()}
 		display := newProgress(stdout, op.name, time.Now)
 		if *verbose {
 			o.Progress = stdout
@@ -103,13 +105,14 @@ func runOutputs(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	stack := fs.String("stack", "", "stack to read (required)")
 	dir := fs.String("dir", "", "project directory with Pulumi.yaml (default: found upward from the working directory)")
 	showSecrets := fs.Bool("show-secrets", false, "print secret outputs in clear text")
+	install := installFlag(fs, stderr)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if err := requireStack(*stack); err != nil {
 		return err
 	}
-	out, err := stacks.Outputs(ctx, *stack, stacks.AutoOptions{Dir: *dir})
+	out, err := stacks.Outputs(ctx, *stack, stacks.AutoOptions{Dir: *dir, InstallCLI: install()})
 	if err != nil {
 		return classify(err)
 	}

@@ -242,9 +242,10 @@ func TestTargetFromOutputs(t *testing.T) {
 	}
 }
 
-// Without the Pulumi CLI, deploy commands exit 2 and say what to do.
+// Without the Pulumi CLI (and no terminal to ask on), deploy commands exit 2 and say what to do.
 func TestDeployWithoutPulumiCLI(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
+	t.Setenv("PULUMI_HOME", t.TempDir())
 	t.Setenv("PULUMI_CONFIG_PASSPHRASE", "test")
 	dir := t.TempDir()
 	for _, f := range []string{"Pulumi.yaml", "Pulumi.dev.yaml"} {
@@ -253,8 +254,36 @@ func TestDeployWithoutPulumiCLI(t *testing.T) {
 	}
 	for _, cmd := range []string{"preview", "up", "destroy", "refresh", "outputs"} {
 		code, out, errOut := ztedge(t, cmd, "--stack", "dev", "--dir", dir)
-		if code != exitUsage || !strings.Contains(errOut, "Pulumi CLI is not on PATH") {
+		if code != exitUsage || !strings.Contains(errOut, "Pulumi CLI is not on PATH") || !strings.Contains(errOut, "--install-pulumi") {
 			t.Errorf("%s: exit %d\n%s%s", cmd, code, out, errOut)
+		}
+	}
+}
+
+// The offer to install the Pulumi CLI: asked only on a terminal, yes only when the user says so,
+// and --install-pulumi installs without asking.
+func TestOfferToInstallPulumi(t *testing.T) {
+	cases := []struct {
+		always, interactive bool
+		answer              string
+		want                bool
+		wantPrompt          bool
+	}{
+		{interactive: false, answer: "y\n", want: false},
+		{interactive: true, answer: "y\n", want: true, wantPrompt: true},
+		{interactive: true, answer: " YES \n", want: true, wantPrompt: true},
+		{interactive: true, answer: "\n", want: false, wantPrompt: true},
+		{interactive: true, answer: "", want: false, wantPrompt: true}, // EOF
+		{interactive: true, answer: "yess\n", want: false, wantPrompt: true},
+		{always: true, want: true},
+	}
+	for _, tc := range cases {
+		var stderr strings.Builder
+		got := offerInstall(tc.always, strings.NewReader(tc.answer), tc.interactive, &stderr)("/home/u/.pulumi/versions/x")
+		prompted := strings.Contains(stderr.String(), "[y/N]")
+		if got != tc.want || prompted != tc.wantPrompt {
+			t.Errorf("always=%v interactive=%v answer %q: install %v, prompted %v; want %v, %v (stderr %q)",
+				tc.always, tc.interactive, tc.answer, got, prompted, tc.want, tc.wantPrompt, stderr.String())
 		}
 	}
 }
