@@ -52,6 +52,8 @@ type LoadBalancerArgs struct {
 	AmbassadorPodLabels map[string]string
 	// CaCertPem is the trusted-client CA (alb-verify: the ALB trust store).
 	CaCertPem pulumi.StringInput
+	// WebACLArn is the WAF web ACL the controller attaches to the ALB (ALB modes); nil detaches any.
+	WebACLArn pulumi.StringInput
 	// Controller is the AWS Load Balancer Controller release. Everything here depends on it, so that
 	// destroy deletes the Ingress/Service first and the controller's finalizer removes the load
 	// balancer and its security groups (which otherwise leak and block VPC deletion).
@@ -83,6 +85,9 @@ func (a *LoadBalancerArgs) validate() error {
 	}
 	if len(a.SourceCidrs) == 0 {
 		return fmt.Errorf("load-balancer: at least one source CIDR is required")
+	}
+	if a.WebACLArn != nil && EnvoyTerminatesTLS(a.ClientAuth) {
+		return fmt.Errorf("load-balancer: a web ACL needs an ALB; nlb-passthrough has no HTTP layer at the load balancer")
 	}
 	if EnvoyTerminatesTLS(a.ClientAuth) {
 		if len(a.AmbassadorPodLabels) == 0 {
@@ -124,9 +129,14 @@ func MutualAuthentication(clientAuth, trustStoreArn string) string {
 
 // AlbAnnotations are the Ingress annotations: an HTTPS-only ALB with IP targets that talks HTTPS to
 // Envoy and health-checks Emissary's readiness endpoint on the admin port (Envoy's listener serves
-// nothing before its Host exists).
-func AlbAnnotations(a *LoadBalancerArgs, certificateArn, trustStoreArn string, subnets []string) map[string]string {
+// nothing before its Host exists). The WAF annotation is always written: without it the controller
+// leaves whatever web ACL the ALB has ("" means none).
+func AlbAnnotations(a *LoadBalancerArgs, certificateArn, trustStoreArn, webACLArn string, subnets []string) map[string]string {
+	if webACLArn == "" {
+		webACLArn = WafNone
+	}
 	return map[string]string{
+		albAnnotation + "wafv2-acl-arn":            webACLArn,
 		albAnnotation + "scheme":                   a.Scheme,
 		albAnnotation + "subnets":                  strings.Join(subnets, ","),
 		albAnnotation + "target-type":              "ip",
@@ -222,8 +232,12 @@ func NewLoadBalancer(ctx *pulumi.Context, name string, args *LoadBalancerArgs, o
 		}
 		trustStoreArn, l.TrustStoreArn = store.Arn, store.Arn
 	}
-	annotations := pulumi.All(args.CertificateArn, trustStoreArn, args.Subnets).ApplyT(func(v []any) map[string]string {
-		return AlbAnnotations(args, v[0].(string), v[1].(string), v[2].([]string))
+	webACLArn := pulumi.StringInput(pulumi.String(""))
+	if args.WebACLArn != nil {
+		webACLArn = args.WebACLArn
+	}
+	annotations := pulumi.All(args.CertificateArn, trustStoreArn, webACLArn, args.Subnets).ApplyT(func(v []any) map[string]string {
+		return AlbAnnotations(args, v[0].(string), v[1].(string), v[2].(string), v[3].([]string))
 	}).(pulumi.StringMapOutput)
 	ingress, err := networkingv1.NewIngress(ctx, name, &networkingv1.IngressArgs{
 		Metadata: meta(name, annotations),

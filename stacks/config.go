@@ -62,8 +62,13 @@ type EdgeConfig struct {
 	SslPolicy               string
 	LoadBalancerScheme      string
 	LoadBalancerSourceCidrs []string
-	TrustedClients          []components.TrustedClient
-	Backends                []components.Backend
+	// Waf is off, count or block; WafRateLimit and WafCountRules shape the web ACL.
+	Waf             string
+	WafRateLimit    int
+	WafCountRules   []string
+	CreateDNSRecord bool
+	TrustedClients  []components.TrustedClient
+	Backends        []components.Backend
 
 	CaValidityHours       int
 	CertValidityHours     int
@@ -298,6 +303,10 @@ func (r *reader) load(stack string) *Config {
 		SslPolicy:                r.str("sslPolicy"),
 		LoadBalancerScheme:       r.str("loadBalancerScheme"),
 		LoadBalancerSourceCidrs:  r.strings("loadBalancerSourceCidrs"),
+		Waf:                      r.str("waf"),
+		WafRateLimit:             r.integer("wafRateLimit"),
+		WafCountRules:            r.strings("wafCountRules"),
+		CreateDNSRecord:          r.boolean("createDnsRecord"),
 		CaValidityHours:          r.integer("caValidityHours"),
 		CertValidityHours:        r.integer("certValidityHours"),
 		CertEarlyRenewalHours:    r.integer("certEarlyRenewalHours"),

@@ -147,6 +147,17 @@ func buildEdgeRouting(ctx *pulumi.Context, cfg *Config, p *Platform, e *Edge, au
 		_, err := exposeLocally(ctx, cfg, amb, authGate, onCluster)
 		return err
 	}
+	var webACLArn pulumi.StringInput
+	if cfg.Edge.Waf != components.WafOff {
+		acl, err := components.NewWebACL(ctx, "edge", &components.WebACLArgs{
+			Mode: cfg.Edge.Waf, RateLimit: cfg.Edge.WafRateLimit, CountRules: cfg.Edge.WafCountRules, Tags: cfg.Tags,
+		})
+		if err != nil {
+			return err
+		}
+		webACLArn = acl.Arn
+		ctx.Export("webAclArn", acl.Arn)
+	}
 	lb, err := components.NewLoadBalancer(ctx, "edge", &components.LoadBalancerArgs{
 		Namespace:   amb.NamespaceName,
 		Hostname:    cfg.Hostname,
@@ -161,6 +172,7 @@ func buildEdgeRouting(ctx *pulumi.Context, cfg *Config, p *Platform, e *Edge, au
 		AmbassadorServicePort: 443, // the chart's https port, → Envoy 8443
 		AmbassadorPodLabels:   amb.PodLabels,
 		CaCertPem:             e.Pki.ClientCACertPem, // alb-verify trusts the trusted-client CA only
+		WebACLArn:             webACLArn,
 		Controller:            p.LoadBalancerController,
 		DependsOn:             append([]pulumi.Resource{amb.Release}, authGate...),
 		Tags:                  cfg.Tags,
@@ -169,5 +181,19 @@ func buildEdgeRouting(ctx *pulumi.Context, cfg *Config, p *Platform, e *Edge, au
 		return err
 	}
 	ctx.Export("loadBalancerHostname", lb.Hostname)
+	if !cfg.Edge.CreateDNSRecord {
+		return nil
+	}
+	lbType := "application"
+	if !cfg.BehindALB() {
+		lbType = "network"
+	}
+	record, err := components.NewDNSRecord(ctx, "edge", &components.DNSRecordArgs{
+		ZoneID: cfg.HostedZoneID, Hostname: cfg.Hostname, LoadBalancer: lb, LoadBalancerType: lbType,
+	})
+	if err != nil {
+		return err
+	}
+	ctx.Export("dnsRecord", record.Fqdn)
 	return nil
 }

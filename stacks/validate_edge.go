@@ -124,6 +124,7 @@ func (c *Config) validateEdge(p *problems) {
 		c.validateClientsFile(p) // jwt-auth's own parser, unless the mistake was already named
 	}
 	c.validateBackends(p)
+	c.validateWafAndDNS(p)
 }
 
 // validateClientsFile runs jwt-auth's clients parser on the file the auth component will write,

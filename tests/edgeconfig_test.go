@@ -47,7 +47,7 @@ func edgeSources(t *testing.T, withLocal bool) map[string]stacks.MapSource {
 	}
 	for _, mode := range components.ClientAuthModes {
 		for _, stack := range stackFiles {
-			out[stack+"/emissary/"+mode] = stackConfig(t, stack, map[string]string{"ztedge:clientAuth": mode})
+			out[stack+"/emissary/"+mode] = stackConfig(t, stack, withClientAuth(mode, nil))
 		}
 		src := edgeStackConfig(t)
 		src.Values["ztedge:clientAuth"] = mode

@@ -99,6 +99,10 @@ func TestAlbIngress(t *testing.T) {
 			alb + "healthcheck-path": "/ambassador/v0/check_ready", alb + "success-codes": "200",
 			alb + "inbound-cidrs":            strings.Join(r.cfg.Edge.LoadBalancerSourceCidrs, ","),
 			alb + "load-balancer-attributes": "routing.http.drop_invalid_header_fields.enabled=true,idle_timeout.timeout_seconds=60",
+			alb + "wafv2-acl-arn":            components.WafNone,
+		}
+		if r.cfg.Edge.Waf != components.WafOff {
+			want[alb+"wafv2-acl-arn"] = str(g.one(typeWebACL).Outputs.Mappable()["arn"])
 		}
 		mtls := map[string]string{
 			components.ClientAuthALBPassthrough: `[{"port":443,"mode":"passthrough"}]`,
@@ -153,6 +157,7 @@ func TestAlbIngressFollowsConfig(t *testing.T) {
 		"ztedge:loadBalancerSourceCidrs": `["10.0.0.0/8","192.0.2.0/24"]`,
 		"ztedge:certificateArn":          arn,
 		"ztedge:hostedZoneId":            "",
+		"ztedge:createDnsRecord":         "false",
 	}))
 	if err != nil {
 		t.Fatal(err)

@@ -405,7 +405,7 @@ func TestRedisNeedsItsPassword(t *testing.T) {
 func TestExistingVpcAdmitsItsLoadBalancerSubnetsOnly(t *testing.T) {
 	for _, mode := range components.ClientAuthModes {
 		t.Run(mode, func(t *testing.T) {
-			edit := existingVpc(map[string]string{"ztedge:clientAuth": mode})
+			edit := existingVpc(withClientAuth(mode, nil))
 			src := stackConfig(t, "dev", edit)
 			g, err := run(t, "dev", src)
 			if err != nil {
@@ -442,7 +442,7 @@ func TestExistingVpcAdmitsItsLoadBalancerSubnetsOnly(t *testing.T) {
 func TestInternalLoadBalancerHasSubnetsOfItsOwn(t *testing.T) {
 	for _, mode := range components.ClientAuthModes {
 		t.Run(mode, func(t *testing.T) {
-			src := stackConfig(t, "prod", map[string]string{"ztedge:loadBalancerScheme": "internal", "ztedge:clientAuth": mode})
+			src := stackConfig(t, "prod", withClientAuth(mode, map[string]string{"ztedge:loadBalancerScheme": "internal"}))
 			cfg, err := stacks.Load(src, "prod")
 			if err != nil {
 				t.Fatal(err)

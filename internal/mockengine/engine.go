@@ -195,10 +195,22 @@ func (e *Engine) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
 		return resource.NewPropertyMapFromMap(map[string]any{
 			"accountId": MockAccountID, "arn": "arn:aws:iam::" + MockAccountID + ":user/mock", "userId": "AIDMOCK", "id": MockAccountID,
 		}), nil
+	case "aws:lb/getHostedZoneId:getHostedZoneId":
+		// The provider's static table: a made-up zone per region and load balancer type.
+		lbType, _ := args.Args["loadBalancerType"].V.(string)
+		if lbType == "" {
+			lbType = "application"
+		}
+		return resource.NewPropertyMapFromMap(map[string]any{"id": MockELBZoneID(e.Region, lbType), "loadBalancerType": lbType}), nil
 	case "aws:index/getPartition:getPartition":
 		return resource.NewPropertyMapFromMap(map[string]any{"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}), nil
 	}
 	return nil, fmt.Errorf("mockengine: no answer for function %s", args.Token)
+}
+
+// MockELBZoneID is the canonical hosted zone the mock answers for load balancers of a type.
+func MockELBZoneID(region, lbType string) string {
+	return "ZMOCK" + strings.ToUpper(strings.ReplaceAll(region, "-", "")) + strings.ToUpper(lbType[:3])
 }
 
 // MockAccountID is the AWS account every mocked ARN lives in.

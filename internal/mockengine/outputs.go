@@ -86,6 +86,8 @@ func (e *Engine) customOutputs(r *Resource, _ int) (string, resource.PropertyMap
 		id = bucket
 		set("bucket", bucket)
 		set("arn", "arn:aws:s3:::"+bucket)
+	case "aws:wafv2/webAcl:WebAcl":
+		set("arn", e.arn("wafv2", "regional/webacl", name+"/"+shortHash(r.URN), false))
 	case "aws:lb/trustStore:TrustStore":
 		id = e.arn("elasticloadbalancing", "truststore", name+"/"+shortHash(r.URN), false)
 		set("arn", id)
