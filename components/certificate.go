@@ -24,6 +24,9 @@ type Certificate struct {
 	// Arn is the *validated* certificate: it resolves only after ACM has issued it, so a listener
 	// that uses it never points at a pending certificate.
 	Arn pulumi.StringOutput `pulumi:"arn"`
+	// Inventory is its entry of the `certificates` output (none for an existing certificate,
+	// which ztedge does not manage).
+	Inventory []pulumi.Output
 }
 
 func (a *CertificateArgs) validate() error {
@@ -82,5 +85,6 @@ func NewCertificate(ctx *pulumi.Context, name string, args *CertificateArgs, opt
 		return nil, err
 	}
 	c.Arn = validation.CertificateArn
+	c.Inventory = []pulumi.Output{ACMCertificate(args.Hostname, cert.NotAfter)}
 	return c, ctx.RegisterResourceOutputs(c, pulumi.Map{"arn": c.Arn})
 }

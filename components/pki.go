@@ -96,6 +96,9 @@ type Pki struct {
 	// ClientCerts maps each trusted client to its current certificate (PEM, public): jwt-auth pins
 	// these, so re-issuing one revokes the previous certificate.
 	ClientCerts pulumi.StringMapOutput
+	// Inventory has one entry per CA and certificate (expiry and renewal, no PEM): the stack
+	// output `certificates` (ztedge certs).
+	Inventory []pulumi.Output
 
 	ServerSecret   *corev1.Secret
 	CASecret       *corev1.Secret
@@ -176,6 +179,9 @@ func NewPki(ctx *pulumi.Context, name string, args *PkiArgs, opts ...pulumi.Reso
 			SetSubjectKeyId:     pulumi.Bool(true),
 			SetAuthorityKeyId:   pulumi.Bool(true),
 		}, child)
+		if err == nil {
+			c.Inventory = append(c.Inventory, issuedCertificate(cn, KindCA, cn, cert.ValidityEndTime, cert.ReadyForRenewal, args.EarlyRenewalHours))
+		}
 		return signer{key, cert}, err
 	}
 	edgeSigner, err := newCA(edgeCAPurpose)
@@ -193,7 +199,7 @@ func NewPki(ctx *pulumi.Context, name string, args *PkiArgs, opts ...pulumi.Reso
 	ca, clientCA, upstreamCA := edgeSigner.cert, clientSigner.cert, upstreamSigner.cert
 	c.CACertPem, c.ClientCACertPem, c.UpstreamCACertPem = ca.CertPem, clientCA.CertPem, upstreamCA.CertPem
 
-	issue := func(by signer, id, commonName string, dnsNames, uses []string) (*issued, error) {
+	issue := func(by signer, id, commonName string, dnsNames, uses []string, what, kind string) (*issued, error) {
 		key, err := newKey(ctx, id, child)
 		if err != nil {
 			return nil, err
@@ -221,6 +227,7 @@ func NewPki(ctx *pulumi.Context, name string, args *PkiArgs, opts ...pulumi.Reso
 		if err != nil {
 			return nil, err
 		}
+		c.Inventory = append(c.Inventory, issuedCertificate(what, kind, commonName, cert.ValidityEndTime, cert.ReadyForRenewal, args.EarlyRenewalHours))
 		return &issued{key: key, cert: cert.CertPem}, nil
 	}
 	// secret writes a certificate, its key and the CA; the key stays a Pulumi secret end to end.
@@ -243,7 +250,7 @@ func NewPki(ctx *pulumi.Context, name string, args *PkiArgs, opts ...pulumi.Reso
 	// Ambassador's server certificate: the public hostname (NLB passthrough, where Envoy
 	// terminates client TLS) and the Service's in-cluster names.
 	serverNames := append([]string{args.Hostname}, ServiceDNSNames(args.AmbassadorServiceName, args.AmbassadorNamespaceName)...)
-	server, err := issue(edgeSigner, name+"-server", args.Hostname, serverNames, serverUses)
+	server, err := issue(edgeSigner, name+"-server", args.Hostname, serverNames, serverUses, "Ambassador server certificate", KindServer)
 	if err != nil {
 		return nil, err
 	}
@@ -259,7 +266,7 @@ func NewPki(ctx *pulumi.Context, name string, args *PkiArgs, opts ...pulumi.Reso
 		return nil, err
 	}
 	// Ambassador's upstream certificate trusts the edge CA for the backends' server certificates.
-	upstream, err := issue(upstreamSigner, name+"-upstream", UpstreamCommonName, nil, clientUses)
+	upstream, err := issue(upstreamSigner, name+"-upstream", UpstreamCommonName, nil, clientUses, "Ambassador upstream client certificate", KindClient)
 	if err != nil {
 		return nil, err
 	}
@@ -268,7 +275,8 @@ func NewPki(ctx *pulumi.Context, name string, args *PkiArgs, opts ...pulumi.Reso
 	}
 
 	for _, b := range args.Backends {
-		cert, err := issue(edgeSigner, name+"-backend-"+b.Name, b.ServiceName()+"."+b.Namespace+".svc", ServiceDNSNames(b.ServiceName(), b.Namespace), serverUses)
+		cert, err := issue(edgeSigner, name+"-backend-"+b.Name, b.ServiceName()+"."+b.Namespace+".svc", ServiceDNSNames(b.ServiceName(), b.Namespace), serverUses,
+			"backend "+b.Name+" server certificate", KindServer)
 		if err != nil {
 			return nil, err
 		}
@@ -279,7 +287,7 @@ func NewPki(ctx *pulumi.Context, name string, args *PkiArgs, opts ...pulumi.Reso
 
 	bundles, certs := pulumi.StringMap{}, pulumi.StringMap{}
 	for _, tc := range args.TrustedClients {
-		cert, err := issue(clientSigner, name+"-client-"+tc.Name, tc.Name, nil, clientUses)
+		cert, err := issue(clientSigner, name+"-client-"+tc.Name, tc.Name, nil, clientUses, "trusted client "+tc.Name, KindClient)
 		if err != nil {
 			return nil, err
 		}

@@ -92,6 +92,8 @@ func TestLocalStackOnARealEngine(t *testing.T) {
 			}
 		}
 
+		checkCerts(t, run(time.Minute, "certs", "--stack", "local", "--json"), state)
+
 		// A config change (one more backend) updates in place: the CA and the signing keys stay.
 		keep := longLived(state)
 		p.addBackend(t, "inventory")
@@ -292,6 +294,53 @@ func (p *project) exportState(t *testing.T) []stateResource {
 		t.Fatalf("pulumi stack export: %v", err)
 	}
 	return doc.Deployment.Resources
+}
+
+// checkCerts: `ztedge certs` lists each certificate the real tls provider issued, with the expiry
+// the provider recorded, every one fresh (status ok), each signing key, and no PEM.
+func checkCerts(t *testing.T, out string, state []stateResource) {
+	t.Helper()
+	if strings.Contains(out, "BEGIN") {
+		t.Errorf("ztedge certs prints PEM:\n%s", out)
+	}
+	var entries []struct {
+		Name, Kind, NotAfter, Status, Phase string
+	}
+	if err := json.Unmarshal([]byte(out), &entries); err != nil {
+		t.Fatalf("ztedge certs --json: %v\n%s", err, out)
+	}
+	ends := map[string]bool{}
+	certs, keys := 0, 0
+	for _, r := range state {
+		switch r.Type {
+		case "tls:index/selfSignedCert:SelfSignedCert", "tls:index/locallySignedCert:LocallySignedCert":
+			certs++
+			ends[fmt.Sprint(r.Outputs["validityEndTime"])] = true
+		case "tls:index/privateKey:PrivateKey":
+			if strings.Contains(r.URN, "-signing-") {
+				keys++
+			}
+		}
+	}
+	gotCerts, gotKeys := 0, 0
+	for _, e := range entries {
+		if e.Status != "ok" {
+			t.Errorf("%s: status %s right after up", e.Name, e.Status)
+		}
+		if e.Kind == "signing-key" {
+			gotKeys++
+			continue
+		}
+		gotCerts++
+		end, err := time.Parse(time.RFC3339, e.NotAfter)
+		if err != nil || !ends[e.NotAfter] || time.Until(end) < 24*time.Hour {
+			t.Errorf("%s: notAfter %q is not a validityEndTime the provider recorded, or not in the future", e.Name, e.NotAfter)
+		}
+	}
+	if gotCerts != certs || gotKeys != keys || certs == 0 {
+		t.Errorf("ztedge certs lists %d certificates and %d signing keys; the state has %d and %d", gotCerts, gotKeys, certs, keys)
+	}
+	t.Logf("ztedge certs: %d certificates, %d signing keys", gotCerts, gotKeys)
 }
 
 // longLived maps the URN of each CA certificate and private key (signing keys included) to its ID:

@@ -41,6 +41,8 @@ type Platform struct {
 	LoadBalancerController pulumi.Resource
 	// Nodes is what a workload must wait for to be schedulable.
 	Nodes []pulumi.Resource
+	// Certificates are the platform's entries of the `certificates` output (the ACM certificate).
+	Certificates []pulumi.Output
 }
 
 // Build registers every resource for a validated configuration. Read it top to bottom: each layer
@@ -66,7 +68,13 @@ func Build(ctx *pulumi.Context, cfg *Config) error {
 	if err != nil {
 		return err
 	}
-	return buildEdgeRouting(ctx, cfg, platform, edge, authGate)
+	if err := buildEdgeRouting(ctx, cfg, platform, edge, authGate); err != nil {
+		return err
+	}
+	// Every certificate and signing key with its expiry and renewal (no PEM, no key): ztedge certs.
+	inventory := append(append(platform.Certificates, edge.Pki.Inventory...), components.SigningKeyEntries(cfg.Auth.SigningKeys)...)
+	ctx.Export("certificates", components.Inventory(inventory))
+	return nil
 }
 
 // buildPlatform creates the AWS half: certificate, network, cluster, load balancer controller.
@@ -141,5 +149,6 @@ func buildPlatform(ctx *pulumi.Context, cfg *Config) (*Platform, error) {
 		LoadBalancerSubnetIDs:  network.LoadBalancerSubnetIDs,
 		LoadBalancerController: albController.Release,
 		Nodes:                  []pulumi.Resource{cluster.NodeGroup},
+		Certificates:           certificate.Inventory,
 	}, nil
 }

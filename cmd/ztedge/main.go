@@ -40,6 +40,7 @@ func commands() []command {
 		{"destroy", "delete every resource of a stack", deployCommand(opDestroy)},
 		{"refresh", "read the real state of a stack's resources into its state", deployCommand(opRefresh)},
 		{"outputs", "print a stack's outputs (secrets hidden unless --show-secrets)", runOutputs},
+		{"certs", "list the stack's certificates and signing keys with expiry and next renewal", runCerts},
 		{"smoke", "run the acceptance checks against a deployed edge", runSmoke},
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/tokens"
@@ -212,6 +213,9 @@ func (e *Engine) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
 func MockELBZoneID(region, lbType string) string {
 	return "ZMOCK" + strings.ToUpper(strings.ReplaceAll(region, "-", "")) + strings.ToUpper(lbType[:3])
 }
+
+// MockIssueTime is when every mocked certificate was issued.
+var MockIssueTime = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // MockAccountID is the AWS account every mocked ARN lives in.
 const MockAccountID = "123456789012"

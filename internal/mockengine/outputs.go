@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"strings"
+	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 )
@@ -72,6 +73,7 @@ func (e *Engine) customOutputs(r *Resource, _ int) (string, resource.PropertyMap
 		set("keyId", id)
 	case "aws:acm/certificate:Certificate":
 		id = e.arn("acm", "certificate", shortHash(r.URN), false)
+		set("notAfter", MockIssueTime.Add(395*24*time.Hour).Format(time.RFC3339)) // ACM issues for 395 days
 		set("arn", id)
 		set("domainValidationOptions", e.validationOptions(r.Inputs))
 	case "aws:acm/certificateValidation:CertificateValidation":
@@ -100,6 +102,9 @@ func (e *Engine) customOutputs(r *Resource, _ int) (string, resource.PropertyMap
 		// A decodable PEM body (not a real certificate): consumers hash the DER (jwt-auth's pins).
 		set("certPem", "-----BEGIN CERTIFICATE-----\n"+base64.StdEncoding.EncodeToString([]byte("MOCK-"+shortHash(r.URN)))+"\n-----END CERTIFICATE-----\n")
 		set("readyForRenewal", false)
+		// A fixed issue time keeps renders reproducible.
+		hours, _ := out["validityPeriodHours"].V.(float64)
+		set("validityEndTime", MockIssueTime.Add(time.Duration(hours)*time.Hour).Format(time.RFC3339))
 	case "tls:index/certRequest:CertRequest":
 		set("certRequestPem", "-----BEGIN CERTIFICATE REQUEST-----\nMOCK-"+shortHash(r.URN)+"\n-----END CERTIFICATE REQUEST-----\n")
 	case "kubernetes:helm.sh/v3:Release":
