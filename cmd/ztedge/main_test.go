@@ -102,6 +102,13 @@ func TestRenderDevAndProd(t *testing.T) {
 			if err := json.Unmarshal([]byte(out), &rs); err != nil || len(rs) < 10 {
 				t.Fatalf("json: %v (%d resources)", err, len(rs))
 			}
+			// prod sets waf block and createDnsRecord: the render shows the web ACL and the alias record.
+			aws, _ := os.ReadFile(filepath.Join(dir, "aws.md"))
+			for _, want := range []string{"`aws:wafv2/webAcl:WebAcl` | 1 | edge", "`aws:route53/record:Record` | 2 | edge, edge-validation"} {
+				if got := strings.Contains(string(aws), want); got != (stack == "prod") {
+					t.Errorf("aws.md shows %q: %v, want %v", want, got, stack == "prod")
+				}
+			}
 		})
 	}
 }
