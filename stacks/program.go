@@ -79,6 +79,9 @@ func Build(ctx *pulumi.Context, cfg *Config) error {
 
 // buildPlatform creates the AWS half: certificate, network, cluster, load balancer controller.
 func buildPlatform(ctx *pulumi.Context, cfg *Config) (*Platform, error) {
+	if err := checkHostedZone(ctx, cfg); err != nil {
+		return nil, err
+	}
 	// AWS side, independent of the cluster: the certificate is requested while the VPC and cluster come up.
 	certificate, err := components.NewCertificate(ctx, "edge", &components.CertificateArgs{
 		Hostname: cfg.Hostname, HostedZoneID: cfg.HostedZoneID, ExistingArn: cfg.CertificateArn, Tags: cfg.Tags,

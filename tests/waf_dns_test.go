@@ -327,3 +327,45 @@ func TestWafAndDNSRefusedOnLocal(t *testing.T) {
 		}
 	}
 }
+
+// TestHostedZoneMustHoldTheHostname: preview reads hostedZoneId and refuses, before any resource
+// is registered, a hostname outside the zone and a private zone for ACM's DNS validation.
+func TestHostedZoneMustHoldTheHostname(t *testing.T) {
+	const arn = "arn:aws:acm:us-east-1:123456789012:certificate/0f8fad5b-d9cb-469f-a165-70867728950e"
+	cases := []struct {
+		name string
+		zone mockengine.Zone
+		edit map[string]string
+		want string // "" = accepted
+	}{
+		{"hostname inside the zone", mockengine.Zone{Name: "example.com."}, nil, ""},
+		{"hostname is the zone apex", mockengine.Zone{Name: "edge.dev.example.com."}, nil, ""},
+		{"hostname outside the zone", mockengine.Zone{Name: "example.org."}, nil, "ztedge:hostname: edge.dev.example.com is not inside hosted zone"},
+		{"suffix that is not a parent domain", mockengine.Zone{Name: "ample.com."}, nil, "is not inside hosted zone"},
+		{"private zone for ACM validation", mockengine.Zone{Name: "example.com.", Private: true}, nil, "ztedge:hostedZoneId: Z0123456789EXAMPLEDEV (example.com) is a private zone"},
+		{"private zone for the alias record only", mockengine.Zone{Name: "example.com.", Private: true},
+			map[string]string{"ztedge:certificateArn": arn, "ztedge:createDnsRecord": "true", "ztedge:loadBalancerScheme": "internal"}, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			src := stackConfig(t, "dev", tc.edit)
+			eng := mockengine.New("ztedge", "dev", "us-east-1")
+			eng.Zones = map[string]mockengine.Zone{"Z0123456789EXAMPLEDEV": tc.zone}
+			err := eng.Run(stacks.Program, src.Values, nil)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v; want %q", err, tc.want)
+			}
+			for _, r := range eng.Resources() {
+				if strings.HasPrefix(r.Type, "aws:") {
+					t.Errorf("%s %s registered before the zone was checked", r.Type, r.Name)
+				}
+			}
+		})
+	}
+}

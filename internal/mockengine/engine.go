@@ -47,6 +47,8 @@ type Engine struct {
 	Project string
 	Stack   string
 	Region  string
+	// Zones answers Route53 zone lookups by zone ID; any other ID is the public example.com.
+	Zones map[string]Zone
 
 	mu        sync.Mutex
 	ctx       *pulumi.Context
@@ -54,6 +56,12 @@ type Engine struct {
 	byURN     map[string]*Resource
 	pending   map[string]resource.PropertyMap // outputs waiting for a synthetic registration, by name
 	seq       int
+}
+
+// Zone is a Route53 hosted zone as a lookup reports it.
+type Zone struct {
+	Name    string
+	Private bool
 }
 
 // New returns an engine for the given project and stack.
@@ -203,6 +211,15 @@ func (e *Engine) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
 			lbType = "application"
 		}
 		return resource.NewPropertyMapFromMap(map[string]any{"id": MockELBZoneID(e.Region, lbType), "loadBalancerType": lbType}), nil
+	case "aws:route53/getZone:getZone":
+		// Every mocked zone is the public example.com (the stack files' hostnames are in it), unless
+		// a test names another in Zones.
+		id, _ := args.Args["zoneId"].V.(string)
+		name, private := "example.com.", false
+		if z, ok := e.Zones[id]; ok {
+			name, private = z.Name, z.Private
+		}
+		return resource.NewPropertyMapFromMap(map[string]any{"id": id, "zoneId": id, "name": name, "privateZone": private}), nil
 	case "aws:index/getPartition:getPartition":
 		return resource.NewPropertyMapFromMap(map[string]any{"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}), nil
 	}
