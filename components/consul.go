@@ -245,8 +245,22 @@ func NewConsulConnect(ctx *pulumi.Context, name string, args *ConsulConnectArgs,
 			Template: corev1.PodTemplateSpecArgs{
 				Metadata: metav1.ObjectMetaArgs{Labels: podLabels},
 				Spec: corev1.PodSpecArgs{
-					ServiceAccountName:           pulumi.String(ConsulSyncName),
-					AutomountServiceAccountToken: pulumi.Bool(true), // it writes the two Secrets
+					ServiceAccountName: pulumi.String(ConsulSyncName),
+					// The sync writes the two Secrets, so it needs a token, but an explicit one:
+					// audience-bound to the API server, valid one hour, refreshed by the kubelet.
+					AutomountServiceAccountToken: pulumi.Bool(false),
+					Volumes: corev1.VolumeArray{corev1.VolumeArgs{
+						Name: pulumi.String("kube-api-access"),
+						Projected: corev1.ProjectedVolumeSourceArgs{Sources: corev1.VolumeProjectionArray{
+							corev1.VolumeProjectionArgs{ServiceAccountToken: corev1.ServiceAccountTokenProjectionArgs{
+								Path: pulumi.String("token"), ExpirationSeconds: pulumi.Int(3600),
+							}},
+							corev1.VolumeProjectionArgs{ConfigMap: corev1.ConfigMapProjectionArgs{
+								Name:  pulumi.String("kube-root-ca.crt"),
+								Items: corev1.KeyToPathArray{corev1.KeyToPathArgs{Key: pulumi.String("ca.crt"), Path: pulumi.String("ca.crt")}},
+							}},
+						}},
+					}},
 					SecurityContext: corev1.PodSecurityContextArgs{
 						RunAsNonRoot: pulumi.Bool(true), RunAsUser: pulumi.Int(65532),
 						SeccompProfile: corev1.SeccompProfileArgs{Type: pulumi.String("RuntimeDefault")},
@@ -263,17 +277,22 @@ func NewConsulConnect(ctx *pulumi.Context, name string, args *ConsulConnectArgs,
 								FieldRef: corev1.ObjectFieldSelectorArgs{FieldPath: pulumi.String("metadata.namespace")},
 							}},
 						},
+						VolumeMounts: corev1.VolumeMountArray{corev1.VolumeMountArgs{
+							Name: pulumi.String("kube-api-access"), MountPath: pulumi.String("/var/run/secrets/kubernetes.io/serviceaccount"), ReadOnly: pulumi.Bool(true),
+						}},
 						Ports: corev1.ContainerPortArray{corev1.ContainerPortArgs{Name: pulumi.String("health"), ContainerPort: pulumi.Int(ConsulSyncHealthPort)}},
-						ReadinessProbe: corev1.ProbeArgs{HttpGet: corev1.HTTPGetActionArgs{
-							Path: pulumi.String("/ready"), Port: pulumi.String("health"),
-						}, PeriodSeconds: pulumi.Int(5)},
+						// Ready only once both Secrets hold certificates; alive while it serves.
+						ReadinessProbe: corev1.ProbeArgs{HttpGet: corev1.HTTPGetActionArgs{Path: pulumi.String("/ready"), Port: pulumi.String("health")}, PeriodSeconds: pulumi.Int(5)},
+						LivenessProbe:  corev1.ProbeArgs{HttpGet: corev1.HTTPGetActionArgs{Path: pulumi.String("/healthz"), Port: pulumi.String("health")}, PeriodSeconds: pulumi.Int(20)},
 						Resources: corev1.ResourceRequirementsArgs{
 							Requests: pulumi.StringMap{"cpu": pulumi.String("10m"), "memory": pulumi.String("32Mi")},
-							Limits:   pulumi.StringMap{"memory": pulumi.String("64Mi")},
+							Limits:   pulumi.StringMap{"memory": pulumi.String("64Mi"), "ephemeral-storage": pulumi.String("16Mi")},
 						},
 						SecurityContext: corev1.SecurityContextArgs{
+							RunAsNonRoot: pulumi.Bool(true), RunAsUser: pulumi.Int(65532),
 							AllowPrivilegeEscalation: pulumi.Bool(false), ReadOnlyRootFilesystem: pulumi.Bool(true),
-							Capabilities: corev1.CapabilitiesArgs{Drop: pulumi.StringArray{pulumi.String("ALL")}},
+							Capabilities:   corev1.CapabilitiesArgs{Drop: pulumi.StringArray{pulumi.String("ALL")}},
+							SeccompProfile: corev1.SeccompProfileArgs{Type: pulumi.String("RuntimeDefault")},
 						},
 					}},
 				},
