@@ -262,7 +262,7 @@ func NewConsulConnect(ctx *pulumi.Context, name string, args *ConsulConnectArgs,
 						}},
 					}},
 					SecurityContext: corev1.PodSecurityContextArgs{
-						RunAsNonRoot: pulumi.Bool(true), RunAsUser: pulumi.Int(65532),
+						RunAsNonRoot: pulumi.Bool(true), RunAsUser: pulumi.Int(65532), RunAsGroup: pulumi.Int(65532),
 						SeccompProfile: corev1.SeccompProfileArgs{Type: pulumi.String("RuntimeDefault")},
 					},
 					Containers: corev1.ContainerArray{corev1.ContainerArgs{
@@ -285,11 +285,11 @@ func NewConsulConnect(ctx *pulumi.Context, name string, args *ConsulConnectArgs,
 						ReadinessProbe: corev1.ProbeArgs{HttpGet: corev1.HTTPGetActionArgs{Path: pulumi.String("/ready"), Port: pulumi.String("health")}, PeriodSeconds: pulumi.Int(5)},
 						LivenessProbe:  corev1.ProbeArgs{HttpGet: corev1.HTTPGetActionArgs{Path: pulumi.String("/healthz"), Port: pulumi.String("health")}, PeriodSeconds: pulumi.Int(20)},
 						Resources: corev1.ResourceRequirementsArgs{
-							Requests: pulumi.StringMap{"cpu": pulumi.String("10m"), "memory": pulumi.String("32Mi")},
+							Requests: pulumi.StringMap{"cpu": pulumi.String("10m"), "memory": pulumi.String("32Mi"), "ephemeral-storage": pulumi.String("1Mi")},
 							Limits:   pulumi.StringMap{"memory": pulumi.String("64Mi"), "ephemeral-storage": pulumi.String("16Mi")},
 						},
 						SecurityContext: corev1.SecurityContextArgs{
-							RunAsNonRoot: pulumi.Bool(true), RunAsUser: pulumi.Int(65532),
+							RunAsNonRoot: pulumi.Bool(true), RunAsUser: pulumi.Int(65532), RunAsGroup: pulumi.Int(65532),
 							AllowPrivilegeEscalation: pulumi.Bool(false), ReadOnlyRootFilesystem: pulumi.Bool(true),
 							Capabilities:   corev1.CapabilitiesArgs{Drop: pulumi.StringArray{pulumi.String("ALL")}},
 							SeccompProfile: corev1.SeccompProfileArgs{Type: pulumi.String("RuntimeDefault")},

@@ -55,7 +55,7 @@ func IstioAmbassadorPodValues() map[string]any {
 	return map[string]any{
 		"podLabels": map[string]any{"sidecar.istio.io/inject": "true"},
 		"podAnnotations": map[string]any{
-			"sidecar.istio.io/interceptionMode":              "NONE",
+			"sidecar.istio.io/interceptionMode":                "NONE",
 			"traffic.sidecar.istio.io/includeInboundPorts":     "",
 			"traffic.sidecar.istio.io/includeOutboundIPRanges": "",
 			"proxy.istio.io/config":                            "proxyMetadata:\n  OUTPUT_CERTS: " + IstioCertsDir + "\n",

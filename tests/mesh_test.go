@@ -15,6 +15,7 @@ import (
 	"github.com/ztedge/ztedge/internal/chartvalues"
 	"github.com/ztedge/ztedge/internal/crdschema"
 	"github.com/ztedge/ztedge/internal/mockengine"
+	"github.com/ztedge/ztedge/internal/render"
 	"github.com/ztedge/ztedge/stacks"
 )
 
@@ -711,5 +712,65 @@ func TestMeshConfigErrors(t *testing.T) {
 	src := stackConfig(t, "dev", consul(nil))
 	if _, err := stacks.Load(src, "dev"); err == nil || !strings.Contains(err.Error(), "ztedge:consulToken: is a secret") {
 		t.Errorf("a plain-text consulToken was accepted: %v", err)
+	}
+}
+
+// TestRenderShowsTheMesh: `ztedge render` of the prod stack with examples/mesh/<mode>.yaml
+// appended (what .ci/policy.sh renders) lists the mesh objects, and the Consul token does not
+// appear in any file.
+func TestRenderShowsTheMesh(t *testing.T) {
+	root := repoRoot(t)
+	want := map[string][]string{
+		"istio": {
+			"kubernetes/ambassador/sidecar-ambassador-certificates-only.yaml", "kubernetes/ambassador/tlscontext-istio-upstream.yaml",
+			"kubernetes/orders/peerauthentication-orders-strict.yaml", "kubernetes/orders/authorizationpolicy-orders-from-ambassador.yaml",
+			"kubernetes/orders/networkpolicy-sidecars-to-istiod.yaml", "helm/istio-system-istio-base.yaml", "helm/istio-system-istiod.yaml",
+		},
+		"consul": {
+			"kubernetes/ambassador/consulresolver-consul-dc1.yaml", "kubernetes/ambassador/tlscontext-consul-upstream.yaml",
+			"kubernetes/ambassador/deployment-consul-cert-sync.yaml", "kubernetes/ambassador/role-consul-cert-sync.yaml",
+			"kubernetes/orders/serviceintentions-orders.yaml",
+		},
+	}
+	for mode, files := range want {
+		t.Run(mode, func(t *testing.T) {
+			dir := t.TempDir()
+			prod, err := os.ReadFile(filepath.Join(root, "Pulumi.prod.yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			fragment, err := os.ReadFile(filepath.Join(root, "examples/mesh", mode+".yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "Pulumi.prod.yaml"), append(prod, fragment...), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			src, err := stacks.ReadStackFile(dir, "prod")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if src.Values["ztedge:upstreamMtls"] != mode {
+				t.Fatalf("the fragment did not land in the config block: upstreamMtls %q", src.Values["ztedge:upstreamMtls"])
+			}
+			g, err := run(t, "prod", src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := render.NewBundle(g.all).YAMLFiles()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range files {
+				if _, ok := out[f]; !ok {
+					t.Errorf("render has no %s", f)
+				}
+			}
+			for name, b := range out {
+				if strings.Contains(string(b), stacks.SecretPlaceholder) {
+					t.Errorf("%s shows the Consul token placeholder in clear", name)
+				}
+			}
+		})
 	}
 }

@@ -261,5 +261,3 @@ func equal(a, b map[string]string) bool {
 	}
 	return true
 }
-
-
