@@ -80,40 +80,13 @@ func meshSources(t *testing.T, mode string) map[string]stacks.MapSource {
 	return out
 }
 
-var (
-	meshRunsMu    sync.Mutex
-	meshRunsCache = map[string]edgeRun{}
-)
-
-// forEachMeshRun runs f on every configuration of a mesh mode (each program run once per test binary).
+// forEachMeshRun runs f on every configuration of a mesh mode (named "<stack>/<edition>/<clientAuth>/<mode>").
 func forEachMeshRun(t *testing.T, mode string, f func(t *testing.T, r edgeRun)) {
+	sources := map[string]stacks.MapSource{}
 	for name, src := range meshSources(t, mode) {
-		t.Run(name, func(t *testing.T) {
-			key := mode + "/" + name
-			meshRunsMu.Lock()
-			r, ok := meshRunsCache[key]
-			if !ok {
-				stack := strings.SplitN(name, "/", 2)[0]
-				cfg, err := stacks.Load(src, stack)
-				if err != nil {
-					meshRunsMu.Unlock()
-					t.Fatal(err)
-				}
-				g, err := run(t, stack, src)
-				if err != nil {
-					meshRunsMu.Unlock()
-					t.Fatal(err)
-				}
-				r = edgeRun{name: name, cfg: cfg, g: g}
-				meshRunsCache[key] = r
-			}
-			meshRunsMu.Unlock()
-			g := *r.g
-			g.t = t
-			r.g = &g
-			f(t, r)
-		})
+		sources[name+"/"+mode] = src
 	}
+	runSources(t, sources, f)
 }
 
 func forEachMeshModeRun(t *testing.T, f func(t *testing.T, mode string, r edgeRun)) {
