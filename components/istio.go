@@ -25,7 +25,9 @@ const (
 	// IstioCertsDir is where the sidecar writes key.pem, cert-chain.pem and root-cert.pem.
 	IstioCertsDir    = "/etc/istio-certs"
 	istioCertsVolume = "istio-certs"
-	// IstioALPN is what Istio's inbound listener matches mTLS from another mesh workload on.
+	// IstioALPN is what a mesh client advertises to an in-mesh server (Istio 1.30.3
+	// pilot/pkg/networking/util/util.go: ALPNInMesh = []string{"istio"}); the inbound listener
+	// matches mesh mTLS on it.
 	IstioALPN = "istio"
 	// IstiodXDSPort is istiod's xDS and certificate-signing port (sidecars dial it).
 	IstiodXDSPort = 15012
