@@ -51,11 +51,20 @@ actionlint=$(tool actionlint "$ACTIONLINT")
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-step "render dev, prod, local"
+step "render dev, prod, local (and prod with each service mesh)"
 go build -o "$work/ztedge" ./cmd/ztedge
 stacks=(dev prod local)
 for s in "${stacks[@]}"; do
   "$work/ztedge" render --stack "$s" --out "$work/$s"
+done
+# The service-mesh modes on the prod stack (examples/mesh/*.yaml appended to its config): the
+# same rules hold with upstreamMtls istio and consul.
+for m in istio consul; do
+  mkdir -p "$work/prod-$m-project"
+  cp Pulumi.yaml "$work/prod-$m-project/"
+  cat Pulumi.prod.yaml "examples/mesh/$m.yaml" >"$work/prod-$m-project/Pulumi.prod.yaml"
+  "$work/ztedge" render --stack prod --dir "$work/prod-$m-project" --out "$work/prod-$m"
+  stacks+=("prod-$m")
 done
 
 step "conftest (policy/ztedge.rego) on the renders"

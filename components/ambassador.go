@@ -74,6 +74,13 @@ type AmbassadorArgs struct {
 	// DependsOn is what the releases wait for: the node group, and the load balancer controller
 	// (its pod webhook injects the readiness gates, and fails closed while it is down).
 	DependsOn []pulumi.Resource
+
+	// PodValues are merged into the Ambassador pod values (the emissary-ingress chart's, or Edge
+	// Stack's subchart's): a service mesh's sidecar annotations, volumes and environment.
+	PodValues map[string]any
+	// BeforePods creates what Ambassador's pods need in their namespace before they start (a
+	// mesh's Sidecar, a token Secret); the release waits for what it returns.
+	BeforePods func(namespace pulumi.StringOutput) ([]pulumi.Resource, error)
 }
 
 // Ambassador is Ambassador's namespace, its CRDs and the release that runs it.
@@ -236,12 +243,19 @@ func NewAmbassador(ctx *pulumi.Context, name string, args *AmbassadorArgs, opts 
 	}
 	c.NamespaceName = ns.Metadata.Name().Elem()
 	waitFor := pulumi.DependsOn(args.DependsOn)
+	var releaseDeps []pulumi.Resource
+	if args.BeforePods != nil {
+		before, err := args.BeforePods(c.NamespaceName)
+		if err != nil {
+			return nil, err
+		}
+		releaseDeps = append(releaseDeps, before...)
+	}
 
 	var values map[string]any
 	var chart pulumi.StringInput
 	var repo helmv3.RepositoryOptsPtrInput
 	var version string
-	var releaseDeps []pulumi.Resource
 	switch args.Edition {
 	case EditionEmissary:
 		crds, err := helmv3.NewRelease(ctx, name+"-crds", &helmv3.ReleaseArgs{
@@ -261,7 +275,7 @@ func NewAmbassador(ctx *pulumi.Context, name string, args *AmbassadorArgs, opts 
 			return nil, err
 		}
 		releaseDeps = append(releaseDeps, rbac)
-		values = EmissaryValues(args.Replicas, args.Resources, args.Module)
+		values = mergeValues(EmissaryValues(args.Replicas, args.Resources, args.Module), args.PodValues)
 		chart, version = chartRef(args.EmissaryChartRepository, "emissary-ingress", args.EmissaryVersion), args.EmissaryVersion
 	case EditionEdgeStack:
 		license, err := corev1.NewSecret(ctx, name+"-license", &corev1.SecretArgs{
@@ -284,6 +298,7 @@ func NewAmbassador(ctx *pulumi.Context, name string, args *AmbassadorArgs, opts 
 		c.EdgeStackRedis = &PodPort{Labels: map[string]string{"app.kubernetes.io/name": naming.Release + "-redis", "app.kubernetes.io/instance": naming.Release}, Port: 6379}
 		releaseDeps = append(releaseDeps, license)
 		values = EdgeStackValues(args.Replicas, args.Resources, args.Module)
+		values["emissary-ingress"] = mergeValues(values["emissary-ingress"].(map[string]any), args.PodValues)
 		version = args.EdgeStackChartVersion
 		chart, repo = chartRef(args.EdgeStackChartRepository, "edge-stack", version), helmRepository(args.EdgeStackChartRepository)
 	}

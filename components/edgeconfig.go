@@ -139,6 +139,9 @@ type EdgeConfigArgs struct {
 	// created after it, so Emissary never serves a backend route without ext_authz, not even
 	// on the first `up`; destroy (and a replacement of the AuthService) removes the routes first.
 	Auth []pulumi.Resource
+	// Mesh, when set, replaces the upstream TLSContext with a service mesh's (upstreamMtls istio
+	// or consul): every backend Mapping names it and is addressed the mesh's way.
+	Mesh *UpstreamMesh
 }
 
 // EdgeConfig is the Listener, Host, upstream TLSContext and one Mapping per backend.
@@ -361,8 +364,14 @@ func NewEdgeConfig(ctx *pulumi.Context, name string, args *EdgeConfigArgs, opts 
 	if c.Host, err = object("Host", EdgeHostName, nil, host, hostSecrets...); err != nil {
 		return nil, err
 	}
-	c.TLSContext, err = object("TLSContext", UpstreamTLSContext, nil, UpstreamTLSContextSpec(args.UpstreamCert.Name, args.CACert.Name),
-		args.UpstreamCert.Resource, args.CACert.Resource)
+	tlsName := UpstreamTLSContext
+	if m := args.Mesh; m != nil {
+		tlsName = m.TLSContext
+		c.TLSContext, err = object("TLSContext", m.TLSContext, nil, m.Spec, m.After...)
+	} else {
+		c.TLSContext, err = object("TLSContext", UpstreamTLSContext, nil, UpstreamTLSContextSpec(args.UpstreamCert.Name, args.CACert.Name),
+			args.UpstreamCert.Resource, args.CACert.Resource)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -373,7 +382,12 @@ func NewEdgeConfig(ctx *pulumi.Context, name string, args *EdgeConfigArgs, opts 
 		if b.RateLimit != nil {
 			after = append(after, args.RateLimits...)
 		}
-		m, err := object("Mapping", b.Name, EdgeMappingLabels(), MappingSpec(b, args.Hostname), after...)
+		spec := MappingSpec(b, args.Hostname)
+		spec["tls"] = tlsName
+		if args.Mesh != nil && args.Mesh.Route != nil {
+			args.Mesh.Route(b, spec)
+		}
+		m, err := object("Mapping", b.Name, EdgeMappingLabels(), spec, after...)
 		if err != nil {
 			return nil, err
 		}

@@ -38,6 +38,8 @@ func newNamespace(ctx *pulumi.Context, name string, labels map[string]string, op
 // BackendNamespacesArgs lists the backends whose namespaces ztedge manages.
 type BackendNamespacesArgs struct {
 	Backends []Backend
+	// Labels are added to ztedge's (a service mesh's injection label).
+	Labels map[string]string
 }
 
 // BackendNamespaces are the namespaces of the backends, labelled for Pod Security (restricted) and
@@ -81,6 +83,9 @@ func NewBackendNamespaces(ctx *pulumi.Context, name string, args *BackendNamespa
 	}
 	labels := podSecurityLabels(PodSecurityRestricted)
 	labels[BackendNamespaceLabel] = "true"
+	for k, v := range args.Labels {
+		labels[k] = v
+	}
 	outputs := pulumi.Map{}
 	for _, ns := range BackendNamespaceNames(args.Backends) {
 		n, err := corev1.NewNamespacePatch(ctx, ns, &corev1.NamespacePatchArgs{

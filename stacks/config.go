@@ -26,6 +26,7 @@ type Config struct {
 	AlbController AlbControllerConfig
 	Edge          EdgeConfig
 	Auth          AuthConfig
+	Mesh          MeshConfig // upstream mTLS (stacks/mesh.go)
 
 	// Platform is PlatformEKS or PlatformLocal; Local is read for PlatformLocal only.
 	Platform string
@@ -326,6 +327,7 @@ func (r *reader) load(stack string) *Config {
 		OidcJwksURL:  r.str("oidcJwksUrl"),
 	}
 	r.json("authSigningKeys", &c.Auth.SigningKeys)
+	c.Mesh = r.mesh()
 	return c
 }
 

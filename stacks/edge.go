@@ -21,6 +21,8 @@ type Edge struct {
 	// RateLimit is ztedge's rate limiting when a backend sets one (nil otherwise); the
 	// NetworkPolicies admit its server and Redis.
 	RateLimit *components.RateLimiting
+	// mesh is the service mesh securing the backend routes (upstreamMtls istio or consul).
+	mesh *meshPlan
 }
 
 // buildEdge creates what the auth layer and the routes build on: Ambassador, the backends'
@@ -30,9 +32,16 @@ func buildEdge(ctx *pulumi.Context, cfg *Config, p *Platform) (*Edge, error) {
 	onCluster := pulumi.Providers(p.Provider)
 	e := &Edge{Namespace: cfg.Edge.Namespace}
 
-	// ---- Ambassador, backend namespaces, PKI -------------------------------------------------
+	// ---- Mesh install, backend namespaces, Ambassador, PKI -------------------------------------
 	var err error
-	e.Ambassador, err = components.NewAmbassador(ctx, "ambassador", &components.AmbassadorArgs{
+	if e.mesh, err = newMeshPlan(ctx, cfg, p); err != nil {
+		return nil, err
+	}
+	e.BackendNamespaces, err = components.NewBackendNamespaces(ctx, "backends", &components.BackendNamespacesArgs{Backends: cfg.Edge.Backends, Labels: e.mesh.namespaceLabels()}, onCluster)
+	if err != nil {
+		return nil, err
+	}
+	ambassadorArgs := &components.AmbassadorArgs{
 		Edition:                  cfg.Edge.Edition,
 		Namespace:                cfg.Edge.Namespace,
 		EmissaryChartRepository:  cfg.Edge.EmissaryChartRepository,
@@ -45,12 +54,12 @@ func buildEdge(ctx *pulumi.Context, cfg *Config, p *Platform) (*Edge, error) {
 		Resources:                cfg.Edge.Resources,
 		Module:                   components.AmbassadorModuleConfig(cfg.Edge.ClientAuth),
 		DependsOn:                append(p.LoadBalancerDependencies(), p.Nodes...),
-	}, onCluster)
-	if err != nil {
+	}
+	e.mesh.ambassadorArgs(ctx, p, ambassadorArgs, e.BackendNamespaces)
+	if e.Ambassador, err = components.NewAmbassador(ctx, "ambassador", ambassadorArgs, onCluster); err != nil {
 		return nil, err
 	}
-	e.BackendNamespaces, err = components.NewBackendNamespaces(ctx, "backends", &components.BackendNamespacesArgs{Backends: cfg.Edge.Backends}, onCluster)
-	if err != nil {
+	if err := e.mesh.afterAmbassador(ctx, p, e); err != nil {
 		return nil, err
 	}
 	e.Pki, err = components.NewPki(ctx, "pki", &components.PkiArgs{
@@ -138,6 +147,7 @@ func buildEdgeRouting(ctx *pulumi.Context, cfg *Config, p *Platform, e *Edge, au
 		UpstreamCert:  components.SecretRef{Name: components.UpstreamSecretName, Resource: e.Pki.UpstreamSecret},
 		RateLimits:    limits,
 		Auth:          authGate,
+		Mesh:          e.mesh.upstream(amb),
 	}, onCluster); err != nil {
 		return err
 	}

@@ -113,6 +113,17 @@ var Keys = []Key{
 	{Name: "rateLimitImage", Type: "string", Default: "envoyproxy/ratelimit:49af5cca", Group: "ambassador", Description: "envoyproxy/ratelimit image (Emissary's rate-limit server), pinned."},
 	{Name: "redisImage", Type: "string", Default: "redis:7.4.6-alpine", Group: "ambassador", Description: "Redis image backing the rate-limit server, pinned by an exact version tag or a digest; versions with the 2025 Lua CVEs (CVE-2025-49844, -46817, -46818, -46819: before 6.2.20, 7.2.11, 7.4.6, 8.0.4, 8.2.2) are refused."},
 
+	// Upstream mTLS through a service mesh (stacks/mesh.go; README "Backends in a service mesh").
+	{Name: "upstreamMtls", Type: "string", Default: "pki", Group: "mesh", Description: "Whose certificates secure Ambassador → backend traffic: pki (ztedge's own upstream CA, default), istio (Istio workload certificates; backends in the mesh with STRICT mTLS) or consul (Consul Connect leaf certificates; backends are Connect services)."},
+	{Name: "istioInstall", Type: "boolean", Default: false, Group: "mesh", Description: "upstreamMtls istio: install Istio (base and istiod charts at istioVersion) in istioNamespace; false uses an existing installation (its injector webhook must serve the default revision)."},
+	{Name: "istioVersion", Type: "string", Default: "1.30.3", Group: "mesh", Description: "upstreamMtls istio with istioInstall: version of the base and istiod charts (only 1.30.3, whose values and CRDs ztedge checks)."},
+	{Name: "istioChartRepository", Type: "string", Default: "https://istio-release.storage.googleapis.com/charts", Group: "mesh", Description: "upstreamMtls istio with istioInstall: Helm repository of the base and istiod charts (or a local directory of chart archives)."},
+	{Name: "istioNamespace", Type: "string", Default: "istio-system", Group: "mesh", Description: "upstreamMtls istio: namespace of istiod (the NetworkPolicies let sidecars reach it on 15012)."},
+	{Name: "consulAddress", Type: "string", Default: "", Group: "mesh", Description: "upstreamMtls consul (required): HTTP API of the existing Consul servers, https://host:port (or http:// inside the cluster), e.g. https://consul-server.consul.svc:8501."},
+	{Name: "consulDatacenter", Type: "string", Default: "", Group: "mesh", Description: "upstreamMtls consul (required): Consul datacenter of the backends, e.g. dc1."},
+	{Name: "consulToken", Type: "string", Default: "", Secret: true, Group: "mesh", Description: "upstreamMtls consul (required, secret): Consul ACL token with service:ambassador write and service:<backend> read; kept in a Secret."},
+	{Name: "consulServerCidrs", Type: "array", Default: []any{}, Group: "mesh", Description: "upstreamMtls consul (required): CIDRs of the Consul servers' API addresses; the NetworkPolicies let Ambassador and the certificate sync reach consulAddress's port there only."},
+
 	// jwt-auth.
 	{Name: "authImage", Type: "string", Default: release.AuthImage, Group: "auth", Description: "jwt-auth container image. Default: the image this ztedge release published (.github/workflows/release.yml; signed with cosign, SBOM attached). For a local build: `make jwt-auth-oci` (docs/operate.md)."},
 	{Name: "authReplicas", Type: "integer", Default: 2, Group: "auth", Description: "jwt-auth replicas."},

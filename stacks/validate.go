@@ -57,6 +57,7 @@ func (c *Config) Validate() []error {
 	}
 	c.validateEdge(&p)
 	c.validateAuth(&p)
+	c.validateMesh(&p)
 	return p
 }
 

@@ -63,7 +63,13 @@ func forEachEdgeRun(t *testing.T, f func(t *testing.T, r edgeRun)) { runEdge(t, 
 func forEachEdgeRunAndLocal(t *testing.T, f func(t *testing.T, r edgeRun)) { runEdge(t, true, f) }
 
 func runEdge(t *testing.T, withLocal bool, f func(t *testing.T, r edgeRun)) {
-	for name, src := range edgeSources(t, withLocal) {
+	runSources(t, edgeSources(t, withLocal), f)
+}
+
+// runSources runs f on each configuration, named "<stack>/…"; each program runs once per test
+// binary (runs are cached by name).
+func runSources(t *testing.T, sources map[string]stacks.MapSource, f func(t *testing.T, r edgeRun)) {
+	for name, src := range sources {
 		t.Run(name, func(t *testing.T) {
 			edgeRunsMu.Lock()
 			r, ok := edgeRunsCache[name]
