@@ -71,7 +71,7 @@ func meshSources(t *testing.T, mode string) map[string]stacks.MapSource {
 	}
 	for _, ca := range components.ClientAuthModes {
 		for _, stack := range stackFiles {
-			out[stack+"/emissary/"+ca] = edit(stackConfig(t, stack, map[string]string{"ztedge:clientAuth": ca}), stack == "prod")
+			out[stack+"/emissary/"+ca] = edit(stackConfig(t, stack, withClientAuth(ca, nil)), stack == "prod")
 		}
 		src := edgeStackConfig(t)
 		src.Values["ztedge:clientAuth"] = ca
