@@ -26,6 +26,7 @@ type Config struct {
 	AlbController AlbControllerConfig
 	Edge          EdgeConfig
 	Auth          AuthConfig
+	Monitoring    MonitoringConfig
 
 	// Platform is PlatformEKS or PlatformLocal; Local is read for PlatformLocal only.
 	Platform string
@@ -317,6 +318,7 @@ func (r *reader) load(stack string) *Config {
 		OidcJwksURL:  r.str("oidcJwksUrl"),
 	}
 	r.json("authSigningKeys", &c.Auth.SigningKeys)
+	c.Monitoring = r.monitoring()
 	return c
 }
 

@@ -66,6 +66,9 @@ func Build(ctx *pulumi.Context, cfg *Config) error {
 	if err != nil {
 		return err
 	}
+	if err := buildMonitoring(ctx, cfg, platform, edge); err != nil {
+		return err
+	}
 	return buildEdgeRouting(ctx, cfg, platform, edge, authGate)
 }
 

@@ -57,6 +57,7 @@ func (c *Config) Validate() []error {
 	}
 	c.validateEdge(&p)
 	c.validateAuth(&p)
+	c.validateMonitoring(&p)
 	return p
 }
 
