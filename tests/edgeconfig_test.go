@@ -63,10 +63,17 @@ func forEachEdgeRun(t *testing.T, f func(t *testing.T, r edgeRun)) { runEdge(t, 
 func forEachEdgeRunAndLocal(t *testing.T, f func(t *testing.T, r edgeRun)) { runEdge(t, true, f) }
 
 func runEdge(t *testing.T, withLocal bool, f func(t *testing.T, r edgeRun)) {
-	for name, src := range edgeSources(t, withLocal) {
+	runCached(t, edgeSources(t, withLocal), edgeRunsCache, f)
+}
+
+// runCached runs f on each named configuration ("<stack>/..."), running the program once per
+// name and keeping the graph in cache for the other tests.
+func runCached(t *testing.T, sources map[string]stacks.MapSource, cache map[string]edgeRun, f func(t *testing.T, r edgeRun)) {
+	for _, name := range sortedKeys(sources) {
+		src := sources[name]
 		t.Run(name, func(t *testing.T) {
 			edgeRunsMu.Lock()
-			r, ok := edgeRunsCache[name]
+			r, ok := cache[name]
 			if !ok {
 				stack := strings.SplitN(name, "/", 2)[0]
 				cfg, err := stacks.Load(src, stack)
@@ -80,7 +87,7 @@ func runEdge(t *testing.T, withLocal bool, f func(t *testing.T, r edgeRun)) {
 					t.Fatal(err)
 				}
 				r = edgeRun{name: name, cfg: cfg, g: g}
-				edgeRunsCache[name] = r
+				cache[name] = r
 			}
 			edgeRunsMu.Unlock()
 			g := *r.g

@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/ztedge/ztedge/components"
@@ -23,10 +22,7 @@ const (
 	monitoringChartDir = "tests/testdata/charts/kube-prometheus-stack-88.5.3"
 )
 
-var (
-	monitoringRunsMu    sync.Mutex
-	monitoringRunsCache = map[string]edgeRun{}
-)
+var monitoringRunsCache = map[string]edgeRun{}
 
 // forEachMonitoredRun runs f on every stack (dev, prod, local) × clientAuth mode × edition with
 // monitoring on: existing everywhere, install where the stack file says so (prod) and on one dev
@@ -40,34 +36,7 @@ func forEachMonitoredRun(t *testing.T, f func(t *testing.T, r edgeRun)) {
 	}
 	install := stackConfig(t, "dev", map[string]string{"ztedge:monitoring": components.MonitoringInstall})
 	sources["dev/emissary/"+components.ClientAuthALBPassthrough+"/install"] = install
-	names := sortedKeys(sources)
-	for _, name := range names {
-		src := sources[name]
-		t.Run(name, func(t *testing.T) {
-			monitoringRunsMu.Lock()
-			r, ok := monitoringRunsCache[name]
-			if !ok {
-				stack := strings.SplitN(name, "/", 2)[0]
-				cfg, err := stacks.Load(src, stack)
-				if err != nil {
-					monitoringRunsMu.Unlock()
-					t.Fatal(err)
-				}
-				g, err := run(t, stack, src)
-				if err != nil {
-					monitoringRunsMu.Unlock()
-					t.Fatal(err)
-				}
-				r = edgeRun{name: name, cfg: cfg, g: g}
-				monitoringRunsCache[name] = r
-			}
-			monitoringRunsMu.Unlock()
-			g := *r.g
-			g.t = t
-			r.g = &g
-			f(t, r)
-		})
-	}
+	runCached(t, sources, monitoringRunsCache, f)
 }
 
 // scrapeTargets are the pods each run must have scraped: PodMonitor name → the workload's pod
