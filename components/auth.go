@@ -214,6 +214,9 @@ type AuthServiceArgs struct {
 	CRDs pulumi.Resource
 	// DependsOn is what the pods need to be schedulable (the node group).
 	DependsOn []pulumi.Resource
+	// MetricsPort, when not 0, makes jwt-auth serve /metrics alone on this port (named
+	// "metrics"), the only port the monitoring namespace is admitted to (components/monitoring.go).
+	MetricsPort int
 }
 
 // AuthService is jwt-auth (Deployment, Service, PodDisruptionBudget, key and config Secrets) and
@@ -382,6 +385,9 @@ func (a *AuthServiceArgs) authArgs() []string {
 			"--client-ca="+authConfigDir+"/clients/ca.pem",
 			"--client-cert-headers="+AuthClientCertHeaders(a.ClientAuth, a.BehindALB))
 	}
+	if a.MetricsPort != 0 {
+		args = append(args, fmt.Sprintf("--metrics-listen=:%d", a.MetricsPort))
+	}
 	if a.OidcIssuer != "" {
 		args = append(args, "--oidc-issuer="+a.OidcIssuer, "--oidc-audience="+a.OidcAudience, "--oidc-jwks-url="+a.OidcJwksURL)
 	}
@@ -533,9 +539,7 @@ func NewAuthService(ctx *pulumi.Context, name string, args *AuthServiceArgs, opt
 						ImagePullPolicy: pulumi.String("IfNotPresent"),
 						Args:            pulumi.ToStringArray(args.authArgs()),
 						Env:             corev1.EnvVarArray{corev1.EnvVarArgs{Name: pulumi.String("GOMEMLIMIT"), Value: pulumi.String(authGoMemLimit)}},
-						Ports: corev1.ContainerPortArray{corev1.ContainerPortArgs{
-							Name: pulumi.String("http"), ContainerPort: pulumi.Int(JwtAuth.Port), Protocol: pulumi.String("TCP"),
-						}},
+						Ports:           authPorts(args.MetricsPort),
 						// Ready only with a signing key loaded and not shutting down; alive while it serves.
 						ReadinessProbe: corev1.ProbeArgs{
 							HttpGet: httpGet("/readyz"), PeriodSeconds: pulumi.Int(5), TimeoutSeconds: pulumi.Int(2), FailureThreshold: pulumi.Int(2),
@@ -639,4 +643,15 @@ func authSecretVolume(volName string, s *corev1.Secret) corev1.VolumeArgs {
 // so the kubelet's updates (key rotation) reach the running pods.
 func authMount(volName string) corev1.VolumeMountArgs {
 	return corev1.VolumeMountArgs{Name: pulumi.String(volName), MountPath: pulumi.String(authConfigDir + "/" + volName), ReadOnly: pulumi.Bool(true)}
+}
+
+// authPorts are jwt-auth's container ports: the service port, and the metrics port when set.
+func authPorts(metricsPort int) corev1.ContainerPortArray {
+	ports := corev1.ContainerPortArray{corev1.ContainerPortArgs{
+		Name: pulumi.String("http"), ContainerPort: pulumi.Int(JwtAuth.Port), Protocol: pulumi.String("TCP"),
+	}}
+	if metricsPort != 0 {
+		ports = append(ports, corev1.ContainerPortArgs{Name: pulumi.String(MetricsPortName), ContainerPort: pulumi.Int(metricsPort), Protocol: pulumi.String("TCP")})
+	}
+	return ports
 }

@@ -86,6 +86,9 @@ func AmbassadorModuleConfig(clientAuth string) map[string]any {
 	for k, v := range EnvoyNormalisation {
 		config[k] = v
 	}
+	for k, v := range AccessLogModuleConfig() { // JSON access log (components/accesslog.go)
+		config[k] = v
+	}
 	if EnvoyTerminatesTLS(clientAuth) {
 		// Envoy verified the client's certificate: hand it to jwt-auth in X-Forwarded-Client-Cert.
 		// SANITIZE_SET replaces whatever XFCC the client sent, so the header only comes from Envoy.

@@ -148,6 +148,9 @@ type RateLimitingArgs struct {
 	CRDs pulumi.Resource
 	// DependsOn is what the workloads need first (namespace, schedulable nodes).
 	DependsOn []pulumi.Resource
+	// MetricsPort, when not 0, turns on the server's Prometheus endpoint (USE_PROMETHEUS, statsd
+	// names mapped by its built-in mapper) on this port, named "metrics".
+	MetricsPort int
 }
 
 // RateLimiting enforces the backends' rate limits.
@@ -336,6 +339,11 @@ func newRateLimitServer(ctx *pulumi.Context, name string, args *RateLimitingArgs
 		"RUNTIME_WATCH_ROOT":     "false",
 		"RUNTIME_IGNOREDOTFILES": "true",
 	}
+	if args.MetricsPort != 0 {
+		env["USE_PROMETHEUS"] = "true"
+		env["PROMETHEUS_ADDR"] = fmt.Sprintf(":%d", args.MetricsPort)
+		env["PROMETHEUS_PATH"] = "/metrics"
+	}
 	keys := make([]string, 0, len(env))
 	for k := range env {
 		keys = append(keys, k)
@@ -347,6 +355,13 @@ func newRateLimitServer(ctx *pulumi.Context, name string, args *RateLimitingArgs
 	}
 	// envoyproxy/ratelimit's Redis password (settings.go: REDIS_AUTH).
 	envArgs = append(envArgs, redisPasswordEnv("REDIS_AUTH"))
+	ports := corev1.ContainerPortArray{
+		corev1.ContainerPortArgs{Name: pulumi.String("grpc"), ContainerPort: pulumi.Int(RateLimitGRPCPort)},
+		corev1.ContainerPortArgs{Name: pulumi.String("http"), ContainerPort: pulumi.Int(rateLimitHTTPPort)},
+	}
+	if args.MetricsPort != 0 {
+		ports = append(ports, corev1.ContainerPortArgs{Name: pulumi.String(MetricsPortName), ContainerPort: pulumi.Int(args.MetricsPort)})
+	}
 	w := workload{
 		name: RateLimitServiceName, namespace: args.Namespace, replicas: args.Replicas,
 		uid: 65534, gid: 65534, // nobody: the server only reads its config and listens on high ports
@@ -356,10 +371,7 @@ func newRateLimitServer(ctx *pulumi.Context, name string, args *RateLimitingArgs
 			Image:   pulumi.String(args.Image),
 			Command: pulumi.ToStringArray([]string{"/bin/ratelimit"}),
 			Env:     envArgs,
-			Ports: corev1.ContainerPortArray{
-				corev1.ContainerPortArgs{Name: pulumi.String("grpc"), ContainerPort: pulumi.Int(RateLimitGRPCPort)},
-				corev1.ContainerPortArgs{Name: pulumi.String("http"), ContainerPort: pulumi.Int(rateLimitHTTPPort)},
-			},
+			Ports:   ports,
 			ReadinessProbe: &corev1.ProbeArgs{
 				HttpGet:       &corev1.HTTPGetActionArgs{Path: pulumi.String("/healthcheck"), Port: pulumi.Int(rateLimitHTTPPort)},
 				PeriodSeconds: pulumi.Int(5),

@@ -28,6 +28,7 @@ func buildAuth(ctx *pulumi.Context, cfg *Config, p *Platform, e *Edge) ([]pulumi
 		OidcJwksURL:    cfg.Auth.OidcJwksURL,
 		CRDs:           e.Ambassador.CRDs,
 		DependsOn:      p.Nodes,
+		MetricsPort:    cfg.authMetricsPort(),
 	}, pulumi.Providers(p.Provider))
 	if err != nil {
 		return nil, err

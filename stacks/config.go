@@ -27,6 +27,7 @@ type Config struct {
 	Edge          EdgeConfig
 	Auth          AuthConfig
 	Mesh          MeshConfig // upstream mTLS (stacks/mesh.go)
+	Monitoring    MonitoringConfig
 
 	// Platform is PlatformEKS or PlatformLocal; Local is read for PlatformLocal only.
 	Platform string
@@ -328,6 +329,7 @@ func (r *reader) load(stack string) *Config {
 	}
 	r.json("authSigningKeys", &c.Auth.SigningKeys)
 	c.Mesh = r.mesh()
+	c.Monitoring = r.monitoring()
 	return c
 }
 

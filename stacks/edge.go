@@ -94,6 +94,8 @@ func buildEdge(ctx *pulumi.Context, cfg *Config, p *Platform) (*Edge, error) {
 			Replicas:  min(cfg.Edge.Replicas, 3),
 			CRDs:      e.Ambassador.CRDs,
 			DependsOn: p.Nodes,
+			// Prometheus endpoint when monitored (stacks/monitoring.go).
+			MetricsPort: cfg.rateLimitMetricsPort(),
 		}, onCluster)
 		if err != nil {
 			return nil, err

@@ -133,4 +133,12 @@ var Keys = []Key{
 	{Name: "oidcIssuer", Type: "string", Default: "", Group: "auth", Description: "Upstream OIDC issuer whose ID tokens can be exchanged for edge tokens (optional)."},
 	{Name: "oidcAudience", Type: "string", Default: "", Group: "auth", Description: "Audience the upstream ID tokens must carry (with oidcIssuer)."},
 	{Name: "oidcJwksUrl", Type: "string", Default: "", Group: "auth", Description: "JWKS URL of the upstream issuer (with oidcIssuer)."},
+
+	// Monitoring (issue 10; stacks/monitoring.go).
+	{Name: "monitoring", Type: "string", Default: "off", Group: "monitoring", Description: "Metrics, alerts and the Grafana dashboard: off; existing (a Prometheus Operator already runs: only PodMonitors, the PrometheusRule, the dashboard ConfigMap and the scrape NetworkPolicies are created); install (kube-prometheus-stack first, pinned by monitoringChartVersion)."},
+	{Name: "monitoringNamespace", Type: "string", Default: "monitoring", Group: "monitoring", Description: "Namespace of Prometheus and Grafana (created by install); the only namespace admitted to the edge's metrics ports, and where the dashboard ConfigMap goes."},
+	{Name: "monitoringScraperLabels", Type: "object", Default: map[string]any{"app.kubernetes.io/name": "prometheus"}, Group: "monitoring", Description: "Pod labels of the Prometheus pods in monitoringNamespace that may scrape (the operator sets app.kubernetes.io/name=prometheus); {} admits every pod of that namespace."},
+	{Name: "monitoringObjectLabels", Type: "object", Default: map[string]any{}, Group: "monitoring", Description: "Labels added to the PodMonitors, PrometheusRule and dashboard ConfigMap, for an existing operator's selectors (kube-prometheus-stack selects release: <its release name> unless told otherwise)."},
+	{Name: "monitoringChartVersion", Type: "string", Default: "88.5.3", Group: "monitoring", Description: "kube-prometheus-stack chart version for install (its values are checked against this version's values.yaml)."},
+	{Name: "monitoringChartRepository", Type: "string", Default: "https://prometheus-community.github.io/helm-charts", Group: "monitoring", Description: "Helm repository of kube-prometheus-stack (a mirror, or a local directory of chart archives)."},
 }

@@ -68,6 +68,9 @@ func Build(ctx *pulumi.Context, cfg *Config) error {
 	if err != nil {
 		return err
 	}
+	if err := buildMonitoring(ctx, cfg, platform, edge); err != nil {
+		return err
+	}
 	if err := buildEdgeRouting(ctx, cfg, platform, edge, authGate); err != nil {
 		return err
 	}

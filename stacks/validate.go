@@ -58,6 +58,7 @@ func (c *Config) Validate() []error {
 	c.validateEdge(&p)
 	c.validateAuth(&p)
 	c.validateMesh(&p)
+	c.validateMonitoring(&p)
 	return p
 }
 

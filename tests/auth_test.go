@@ -19,6 +19,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -111,8 +112,12 @@ func TestAuthDeployment(t *testing.T) {
 			!subset(selector.(map[string]any), input(d, "spec", "template", "metadata", "labels").(map[string]any)) {
 			t.Errorf("selector %v must be app.kubernetes.io/name=jwt-auth and match the pod labels", selector)
 		}
-		if !reflect.DeepEqual(c["ports"], []any{map[string]any{"name": "http", "containerPort": float64(3000), "protocol": "TCP"}}) {
-			t.Errorf("ports %v, want http 3000", c["ports"])
+		wantPorts := []any{map[string]any{"name": "http", "containerPort": float64(3000), "protocol": "TCP"}}
+		if cfg.Monitoring.Enabled() { // and /metrics alone on its own port (tests/monitoring_test.go)
+			wantPorts = append(wantPorts, map[string]any{"name": "metrics", "containerPort": float64(components.AuthMetricsPort), "protocol": "TCP"})
+		}
+		if !reflect.DeepEqual(c["ports"], wantPorts) {
+			t.Errorf("ports %v, want %v", c["ports"], wantPorts)
 		}
 
 		// Pod and container security beyond checkHardened: a fixed non-root UID, no privilege.
@@ -186,6 +191,9 @@ func TestAuthDeployment(t *testing.T) {
 		}
 		if authBehindALB(cfg) {
 			want["--trusted-hops"] = "2"
+		}
+		if cfg.Monitoring.Enabled() {
+			want["--metrics-listen"] = ":" + strconv.Itoa(components.AuthMetricsPort)
 		}
 		if headers := authCertHeaders(cfg); headers != "" {
 			want["--clients"] = authConfigDir + "/clients/clients.yaml"

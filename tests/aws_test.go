@@ -47,8 +47,11 @@ func TestInventory(t *testing.T) {
 			for typ, n := range common {
 				want[stack][typ] = n
 			}
-			if stack == "prod" { // waf block and createDnsRecord: a web ACL and the hostname's alias record
+			if stack == "prod" {
+				// waf block and createDnsRecord: a web ACL and the hostname's alias record;
+				// monitoring install: kube-prometheus-stack.
 				want[stack]["aws:wafv2/webAcl:WebAcl"], want[stack]["aws:route53/record:Record"] = 1, 2
+				want[stack]["kubernetes:helm.sh/v3:Release"]++
 			}
 			for typ, n := range want[stack] {
 				if got[typ] != n {

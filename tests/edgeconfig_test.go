@@ -63,16 +63,17 @@ func forEachEdgeRun(t *testing.T, f func(t *testing.T, r edgeRun)) { runEdge(t, 
 func forEachEdgeRunAndLocal(t *testing.T, f func(t *testing.T, r edgeRun)) { runEdge(t, true, f) }
 
 func runEdge(t *testing.T, withLocal bool, f func(t *testing.T, r edgeRun)) {
-	runSources(t, edgeSources(t, withLocal), f)
+	runCached(t, edgeSources(t, withLocal), edgeRunsCache, f)
 }
 
-// runSources runs f on each configuration, named "<stack>/…"; each program runs once per test
-// binary (runs are cached by name).
-func runSources(t *testing.T, sources map[string]stacks.MapSource, f func(t *testing.T, r edgeRun)) {
-	for name, src := range sources {
+// runCached runs f on each named configuration ("<stack>/..."), running the program once per
+// name and keeping the graph in cache for the other tests.
+func runCached(t *testing.T, sources map[string]stacks.MapSource, cache map[string]edgeRun, f func(t *testing.T, r edgeRun)) {
+	for _, name := range sortedKeys(sources) {
+		src := sources[name]
 		t.Run(name, func(t *testing.T) {
 			edgeRunsMu.Lock()
-			r, ok := edgeRunsCache[name]
+			r, ok := cache[name]
 			if !ok {
 				stack := strings.SplitN(name, "/", 2)[0]
 				cfg, err := stacks.Load(src, stack)
@@ -86,7 +87,7 @@ func runSources(t *testing.T, sources map[string]stacks.MapSource, f func(t *tes
 					t.Fatal(err)
 				}
 				r = edgeRun{name: name, cfg: cfg, g: g}
-				edgeRunsCache[name] = r
+				cache[name] = r
 			}
 			edgeRunsMu.Unlock()
 			g := *r.g

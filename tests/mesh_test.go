@@ -86,7 +86,7 @@ func forEachMeshRun(t *testing.T, mode string, f func(t *testing.T, r edgeRun)) 
 	for name, src := range meshSources(t, mode) {
 		sources[name+"/"+mode] = src
 	}
-	runSources(t, sources, f)
+	runCached(t, sources, edgeRunsCache, f) // mesh runs are named apart (…/istio, …/consul)
 }
 
 func forEachMeshModeRun(t *testing.T, f func(t *testing.T, mode string, r edgeRun)) {

@@ -83,6 +83,7 @@ func serve(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("jwt-auth", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.Listen, "listen", ":3000", "address to listen on")
+	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "", "second address serving only /metrics (for a NetworkPolicy that admits Prometheus to it alone); empty: none")
 	fs.StringVar(&cfg.SigningKeysDir, "signing-keys", "", "directory of <kid>.pem ECDSA P-256 private keys; the greatest kid signs, all verify (required)")
 	fs.StringVar(&cfg.Issuer, "issuer", "", "iss of minted tokens (required)")
 	fs.StringVar(&cfg.Audience, "audience", "", "aud of minted tokens (required)")

@@ -167,6 +167,36 @@ func loadCertPool(file string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
+// firstExpiry is the earliest NotAfter of the certificates in a PEM bundle.
+func firstExpiry(file string) (time.Time, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return time.Time{}, err
+	}
+	var first time.Time
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return time.Time{}, err
+		}
+		if first.IsZero() || c.NotAfter.Before(first) {
+			first = c.NotAfter
+		}
+	}
+	if first.IsZero() {
+		return first, fmt.Errorf("%s: no certificate", file)
+	}
+	return first, nil
+}
+
 func (c *certAuth) present(h http.Header) bool { return h.Get(c.mode.header) != "" }
 
 // foreignHeader reports a certificate header the mode's edge never sets:

@@ -48,7 +48,11 @@ const (
 
 // Config is everything New needs. Zero values get the defaults noted.
 type Config struct {
-	Listen         string        // default ":3000"
+	Listen string // default ":3000"
+	// MetricsListen, when set, serves /metrics (only) on a second address, so a
+	// NetworkPolicy can admit Prometheus to that port without admitting it to
+	// /auth and /token. /metrics stays on Listen too.
+	MetricsListen  string
 	SigningKeysDir string        // required: <kid>.pem files
 	Issuer         string        // required: iss of minted tokens
 	Audience       string        // required: aud of minted tokens

@@ -88,6 +88,9 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, out.status, out.code, "error_description", out.desc)
 	}
 	s.metrics.grantResult(out.grant, out.status == 0)
+	if out.status != 0 {
+		s.metrics.refused(out.reason)
+	}
 	s.metrics.observe(endpointToken, s.cfg.Now().Sub(start))
 	s.auditGrant(r, &out)
 }
@@ -107,6 +110,7 @@ func (s *Server) grant(w http.ResponseWriter, r *http.Request) grantOutcome {
 	now := s.cfg.Now()
 	// Every grant spends from the source address bucket before any work.
 	if ok, wait := s.ipLimits.allow(sourceAddr(r, s.cfg.TrustedHops), now); !ok {
+		s.metrics.throttle(throttleSource)
 		return throttled(grant, wait)
 	}
 	var out grantOutcome
@@ -147,6 +151,7 @@ func (s *Server) passwordGrant(ctx context.Context, username, password string, n
 		return refuse(http.StatusBadRequest, "invalid_request", "username too long", "bad_request")
 	}
 	if ok, wait := s.userLimits.allow(strings.ToLower(username), now); !ok {
+		s.metrics.throttle(throttleUsername)
 		return throttled(GrantPassword, wait)
 	}
 	var id *Identity
@@ -154,6 +159,7 @@ func (s *Server) passwordGrant(ctx context.Context, username, password string, n
 	err := s.hashes.run(ctx, func() { id, ok = s.users.authenticate(username, password) })
 	switch {
 	case errors.Is(err, errHashBusy):
+		s.metrics.throttle(throttleBusy)
 		out := refuse(http.StatusServiceUnavailable, "temporarily_unavailable", "too many logins in progress, retry later", "busy")
 		out.retryAfter = time.Second
 		return out

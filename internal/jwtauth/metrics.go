@@ -3,6 +3,7 @@ package jwtauth
 import (
 	"net/http"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,6 +29,12 @@ type metrics struct {
 	latency   map[string]prometheus.Observer
 	keys      prometheus.Gauge
 	reloads   *prometheus.CounterVec
+	// refusals and throttled count /token refusals (the login path, never
+	// the check path); clientCANotAfter is when the first certificate of
+	// the --client-ca bundle expires.
+	refusals         *prometheus.CounterVec
+	throttled        *prometheus.CounterVec
+	clientCANotAfter prometheus.Gauge
 }
 
 var (
@@ -40,6 +47,14 @@ var (
 		reasonClientNotAllowed, reasonForeignCertHeader, reasonCertNotCurrent, reasonNonCanonicalSig, reasonLifetimeTooLong,
 	}
 	grantLabels = []string{GrantPassword, GrantClientCert, GrantTokenExchange, "other", ""}
+	// throttleLimits are the label values of jwt_auth_login_throttled_total.
+	throttleLimits = []string{throttleSource, throttleUsername, throttleBusy}
+)
+
+const (
+	throttleSource   = "source"
+	throttleUsername = "username"
+	throttleBusy     = "busy"
 )
 
 func newMetrics() *metrics {
@@ -65,6 +80,18 @@ func newMetrics() *metrics {
 			Name: "jwt_auth_key_reloads_total",
 			Help: "Signing-key directory reloads by result (changed/unchanged/error).",
 		}, []string{"result"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "jwt_auth_token_refusals_total",
+			Help: "POST /token refusals by reason (bad_credentials, throttled, busy, bad_request, the client-certificate reasons, ...).",
+		}, []string{"reason"}),
+		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "jwt_auth_login_throttled_total",
+			Help: "POST /token attempts refused by login throttling, by limit: source (per address), username, busy (password hashing at capacity).",
+		}, []string{"limit"}),
+		clientCANotAfter: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "jwt_auth_client_ca_not_after_timestamp_seconds",
+			Help: "Expiry (Unix time) of the first certificate of the --client-ca bundle to expire; 0 without client certificates.",
+		}),
 		allow:   map[string]prometheus.Counter{},
 		deny:    map[string]prometheus.Counter{},
 		latency: map[string]prometheus.Observer{},
@@ -90,7 +117,16 @@ func newMetrics() *metrics {
 	for _, e := range []string{endpointCheck, endpointToken} {
 		m.latency[e] = latency.WithLabelValues(e)
 	}
-	m.reg.MustRegister(m.decisions, m.grants, m.minted, latency, m.keys, m.reloads,
+	for _, r := range []string{"changed", "unchanged", "error"} {
+		m.reloads.WithLabelValues(r)
+	}
+	for _, l := range throttleLimits {
+		m.throttled.WithLabelValues(l)
+	}
+	for _, r := range []string{"bad_credentials", "throttled", "busy"} {
+		m.refusals.WithLabelValues(r)
+	}
+	m.reg.MustRegister(m.decisions, m.grants, m.minted, latency, m.keys, m.reloads, m.refusals, m.throttled, m.clientCANotAfter,
 		// go_gc_heap_live_bytes: the heap the last GC kept, the figure
 		// that shows whether client input can make us hold memory.
 		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
@@ -121,6 +157,28 @@ func (m *metrics) grantResult(grant string, issued bool) {
 		m.minted.WithLabelValues(grant).Inc()
 	}
 	m.grants.WithLabelValues(grant, res).Inc()
+}
+
+// refused counts a /token refusal; the reasons come from a fixed set in the code.
+func (m *metrics) refused(reason string) { m.refusals.WithLabelValues(reason).Inc() }
+
+func (m *metrics) throttle(limit string) { m.throttled.WithLabelValues(limit).Inc() }
+
+// MetricType is the Prometheus type of one metric family jwt-auth exports.
+type MetricType string
+
+// MetricNames lists every metric family jwt-auth's /metrics serves, read from the registry
+// itself (the alerts and dashboard are checked against it), with its type.
+func MetricNames() (map[string]MetricType, error) {
+	fams, err := newMetrics().reg.Gather()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]MetricType{}
+	for _, f := range fams {
+		out[f.GetName()] = MetricType(strings.ToLower(f.GetType().String()))
+	}
+	return out, nil
 }
 
 func (m *metrics) observe(endpoint string, d time.Duration) {

@@ -65,6 +65,9 @@ func New(cfg Config) (*Server, error) {
 			return nil, err
 		}
 		s.certs = c
+		if notAfter, err := firstExpiry(cfg.ClientCAFile); err == nil {
+			s.metrics.clientCANotAfter.Set(float64(notAfter.Unix()))
+		}
 	}
 	if cfg.OIDCJWKSURL != "" {
 		s.oidc = newOIDCVerifier(&s.cfg)
@@ -163,6 +166,27 @@ func (s *Server) HTTPServer() *http.Server {
 	}
 }
 
+// MetricsServer serves /metrics and nothing else (cfg.MetricsListen).
+func (s *Server) MetricsServer() *http.Server {
+	mh := s.metrics.handler()
+	return &http.Server{
+		Addr: s.cfg.MetricsListen,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/metrics" {
+				http.NotFound(w, r)
+				return
+			}
+			if getOrHead(w, r) {
+				mh.ServeHTTP(w, r)
+			}
+		}),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      15 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+}
+
 // Run listens on cfg.Listen until ctx ends (SIGTERM), then stops
 // accepting, lets in-flight requests finish within ShutdownTimeout and
 // returns. It also polls the key directory.
@@ -180,13 +204,31 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.cfg.KeyReloadInterval > 0 {
 		go s.pollKeys(ctx)
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	s.log.Info("listening", slog.String("addr", ln.Addr().String()))
+	var msrv *http.Server
+	if s.cfg.MetricsListen != "" {
+		mln, err := net.Listen("tcp", s.cfg.MetricsListen)
+		if err != nil {
+			_ = srv.Close()
+			return fmt.Errorf("--metrics-listen: %w", err)
+		}
+		msrv = s.MetricsServer()
+		go func() { errc <- msrv.Serve(mln) }()
+		s.log.Info("metrics listening", slog.String("addr", mln.Addr().String()))
+	}
 	select {
 	case err := <-errc:
+		_ = srv.Close()
+		if msrv != nil {
+			_ = msrv.Close()
+		}
 		return err
 	case <-ctx.Done():
+	}
+	if msrv != nil {
+		_ = msrv.Close() // scrapes are not worth waiting for
 	}
 	s.stopping.Store(true)
 	s.log.Info("shutting down", slog.String("timeout", s.cfg.ShutdownTimeout.String()))
