@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -57,6 +58,40 @@ func binariesFromEnv() (binaries, error) {
 		}
 	}
 	return b, nil
+}
+
+// startTestCluster starts a control plane for one test, within timeout: it stops when the test
+// ends, and its logs are printed if the test failed. It returns the test's context and work
+// directory, the control plane and a view of its API.
+func startTestCluster(t *testing.T, timeout time.Duration) (context.Context, string, *controlPlane, *clusterView) {
+	t.Helper()
+	bin, err := binariesFromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	work := t.TempDir()
+	cp, err := startControlPlane(ctx, filepath.Join(work, "cluster"), bin, t.Logf)
+	if cp != nil {
+		t.Cleanup(cp.Stop)
+	}
+	if err != nil {
+		if cp != nil {
+			t.Log(cp.Logs(30))
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(cp.Logs(40))
+		}
+	})
+	cluster, err := newClusterView(cp.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, work, cp, cluster
 }
 
 func startControlPlane(ctx context.Context, dir string, bin binaries, log func(string, ...any)) (*controlPlane, error) {

@@ -30,32 +30,7 @@ var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Ver
 // empty state, every object (the Istio Sidecar, PeerAuthentication and AuthorizationPolicy too)
 // admitted and read back with every field, preview without changes, destroy leaving nothing.
 func TestIstioMeshOnARealEngine(t *testing.T) {
-	bin, err := binariesFromEnv()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
-	defer cancel()
-	work := t.TempDir()
-	cp, err := startControlPlane(ctx, filepath.Join(work, "cluster"), bin, t.Logf)
-	if cp != nil {
-		defer cp.Stop()
-	}
-	if err != nil {
-		if cp != nil {
-			t.Log(cp.Logs(30))
-		}
-		t.Fatal(err)
-	}
-	defer func() {
-		if t.Failed() {
-			t.Log(cp.Logs(40))
-		}
-	}()
-	cluster, err := newClusterView(cp.Kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, work, cp, cluster := startTestCluster(t, 25*time.Minute)
 	start := time.Now()
 	n, err := cluster.applyCRDs(ctx, istioCRDs)
 	if err != nil {

@@ -33,32 +33,7 @@ var (
 // read back with every field (nothing pruned by the operator's schemas); a preview right after has
 // no changes; destroy leaves nothing of the stack (the operator's CRDs and namespace stay).
 func TestMonitoringExistingOnARealEngine(t *testing.T) {
-	bin, err := binariesFromEnv()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-	defer cancel()
-	work := t.TempDir()
-	cp, err := startControlPlane(ctx, filepath.Join(work, "cluster"), bin, t.Logf)
-	if cp != nil {
-		defer cp.Stop()
-	}
-	if err != nil {
-		if cp != nil {
-			t.Log(cp.Logs(30))
-		}
-		t.Fatal(err)
-	}
-	defer func() {
-		if t.Failed() {
-			t.Log(cp.Logs(40))
-		}
-	}()
-	cluster, err := newClusterView(cp.Kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, work, cp, cluster := startTestCluster(t, 20*time.Minute)
 
 	// The "existing" operator: its CRDs and its namespace.
 	dir := filepath.Join("..", "tests", "testdata", "charts", "kube-prometheus-stack-88.5.3")

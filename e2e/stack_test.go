@@ -31,32 +31,7 @@ const (
 )
 
 func TestLocalStackOnARealEngine(t *testing.T) {
-	bin, err := binariesFromEnv()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
-	defer cancel()
-	work := t.TempDir()
-	cp, err := startControlPlane(ctx, filepath.Join(work, "cluster"), bin, t.Logf)
-	if cp != nil {
-		defer cp.Stop()
-	}
-	if err != nil {
-		if cp != nil {
-			t.Log(cp.Logs(30))
-		}
-		t.Fatal(err)
-	}
-	defer func() {
-		if t.Failed() {
-			t.Log(cp.Logs(40))
-		}
-	}()
-	cluster, err := newClusterView(cp.Kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, work, cp, cluster := startTestCluster(t, 40*time.Minute)
 	before, err := cluster.snapshot(ctx)
 	if err != nil {
 		t.Fatal(err)
