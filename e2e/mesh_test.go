@@ -47,15 +47,7 @@ func TestIstioMeshOnARealEngine(t *testing.T) {
 	ztedge := p.build(t, "./cmd/ztedge")
 	run := func(timeout time.Duration, args ...string) string { return p.run(t, timeout, ztedge, args...) }
 
-	start = time.Now()
-	run(upTimeout, "up", "--stack", "local")
-	t.Logf("ztedge up (upstreamMtls istio, empty state): %s", time.Since(start).Round(time.Second))
-	start = time.Now()
-	run(upTimeout, "preview", "--stack", "local", "--expect-no-changes")
-	t.Logf("ztedge preview (no changes): %s", time.Since(start).Round(time.Second))
-
-	state := p.exportState(t)
-	cluster.checkEveryFieldSurvived(ctx, t, state)
+	state := p.upAndReadBack(ctx, t, cluster, run, "upstreamMtls istio, empty state")
 	cluster.checkDeploymentsAvailable(ctx, t, state)
 	p.checkNoPlaintextKey(t)
 

@@ -64,13 +64,7 @@ func TestMonitoringExistingOnARealEngine(t *testing.T) {
 	p.editStack(t, func(cfg map[string]any) { cfg["ztedge:monitoring"] = "existing" })
 	ztedge := p.build(t, "./cmd/ztedge")
 	run := func(timeout time.Duration, args ...string) string { return p.run(t, timeout, ztedge, args...) }
-	start := time.Now()
-	run(upTimeout, "up", "--stack", "local")
-	t.Logf("ztedge up (monitoring existing): %s", time.Since(start).Round(time.Second))
-	run(upTimeout, "preview", "--stack", "local", "--expect-no-changes")
-
-	state := p.exportState(t)
-	cluster.checkEveryFieldSurvived(ctx, t, state)
+	p.upAndReadBack(ctx, t, cluster, run, "monitoring existing")
 	pms, err := cluster.dynamic.Resource(podMonitorGVR).Namespace("ambassador").List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +91,7 @@ func TestMonitoringExistingOnARealEngine(t *testing.T) {
 	}
 	t.Logf("admitted and read back: PodMonitors %v, PrometheusRule with %d rules", names, rules)
 
-	start = time.Now()
+	start := time.Now()
 	run(destroyTimeout, "destroy", "--stack", "local")
 	t.Logf("ztedge destroy: %s", time.Since(start).Round(time.Second))
 	cluster.checkNothingLeft(ctx, t, before)

@@ -49,15 +49,7 @@ func TestLocalStackOnARealEngine(t *testing.T) {
 		p.env = withoutPathDir(p.env, cliDir)
 		run := func(timeout time.Duration, args ...string) string { return p.run(t, timeout, ztedge, args...) }
 
-		start := time.Now()
-		run(upTimeout, "up", "--stack", "local")
-		t.Logf("ztedge up (empty state): %s", time.Since(start).Round(time.Second))
-		start = time.Now()
-		run(upTimeout, "preview", "--stack", "local", "--expect-no-changes")
-		t.Logf("ztedge preview (no changes): %s", time.Since(start).Round(time.Second))
-
-		state := p.exportState(t)
-		cluster.checkEveryFieldSurvived(ctx, t, state)
+		state := p.upAndReadBack(ctx, t, cluster, run, "empty state")
 		cluster.checkDeploymentsAvailable(ctx, t, state)
 		p.checkNoPlaintextKey(t)
 		out := run(time.Minute, "outputs", "--stack", "local")
@@ -72,7 +64,7 @@ func TestLocalStackOnARealEngine(t *testing.T) {
 		// A config change (one more backend) updates in place: the CA and the signing keys stay.
 		keep := longLived(state)
 		p.addBackend(t, "inventory")
-		start = time.Now()
+		start := time.Now()
 		run(upTimeout, "up", "--stack", "local")
 		t.Logf("ztedge up (add a backend): %s", time.Since(start).Round(time.Second))
 		after := longLived(p.exportState(t))
@@ -168,6 +160,22 @@ func newProject(t *testing.T, dir, kubeconfig string) *project {
 	p.env = append(os.Environ(), "PULUMI_BACKEND_URL=file://"+state, "PULUMI_CONFIG_PASSPHRASE=e2e-passphrase",
 		"PULUMI_SKIP_UPDATE_CHECK=true", "NO_COLOR=1", "KUBECONFIG="+kubeconfig)
 	return p
+}
+
+// upAndReadBack runs `up` from an empty state and `preview --expect-no-changes` right after (timing
+// both, labelled what), then reads every Kubernetes object of the state back from the API server
+// with every field the program set. It returns the state.
+func (p *project) upAndReadBack(ctx context.Context, t *testing.T, cluster *clusterView, run func(time.Duration, ...string) string, what string) []stateResource {
+	t.Helper()
+	start := time.Now()
+	run(upTimeout, "up", "--stack", "local")
+	t.Logf("ztedge up (%s): %s", what, time.Since(start).Round(time.Second))
+	start = time.Now()
+	run(upTimeout, "preview", "--stack", "local", "--expect-no-changes")
+	t.Logf("ztedge preview (no changes): %s", time.Since(start).Round(time.Second))
+	state := p.exportState(t)
+	cluster.checkEveryFieldSurvived(ctx, t, state)
+	return state
 }
 
 // withoutPathDir returns env with dir removed from PATH.
