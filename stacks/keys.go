@@ -67,7 +67,7 @@ var Keys = []Key{
 
 	// Cluster.
 	{Name: "clusterName", Type: "string", Default: "", Group: "cluster", Description: "EKS cluster name. Default: ztedge-<stack>."},
-	{Name: "kubernetesVersion", Type: "string", Default: "1.35", Group: "cluster", Description: "Kubernetes minor version of the control plane and nodes: 1.34, 1.35 or 1.36, the EKS versions in standard support (see README, Kubernetes versions)."},
+	{Name: "kubernetesVersion", Type: "string", Default: "1.35", Group: "cluster", Description: "Kubernetes minor version of the control plane and nodes: 1.35 or 1.36, the EKS versions in standard support (see README, Kubernetes versions)."},
 	{Name: "nodeInstanceTypes", Type: "array", Default: []any{"t3.large"}, Group: "cluster", Description: "Instance types of the managed node group; all of one architecture (x86_64 or Graviton)."},
 	{Name: "nodeCapacityType", Type: "string", Default: "ON_DEMAND", Group: "cluster", Description: "ON_DEMAND or SPOT."},
 	{Name: "nodeMinSize", Type: "integer", Default: 2, Group: "cluster", Description: "Minimum node count."},

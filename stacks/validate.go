@@ -17,12 +17,12 @@ import (
 // Source: the Amazon EKS Kubernetes release calendar,
 // https://docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html#kubernetes-release-calendar
 // and the release notes, https://docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions-standard.html
-// ("Kubernetes 1.36 is now available in Amazon EKS"). As of 2026-11-30: 1.33 left standard support
-// on 2026-07-29; 1.34 leaves it on 2026-12-02; 1.35 and 1.36 are in standard support.
-// Revisit on 2026-12-02 (drop 1.34) and whenever EKS releases a new minor version (about every
+// ("Kubernetes 1.36 is now available in Amazon EKS"). As of 2026-12-02: 1.33 left standard support
+// on 2026-07-29 and 1.34 on 2026-12-02; 1.35 and 1.36 are in standard support.
+// Revisit whenever EKS releases a new minor version or one leaves standard support (about every
 // four months). Every version here must have AL2023 EKS-optimized AMIs (the node group names an
 // AL2023 AMI type and EKS picks the AMI release for the cluster version; AL2 has none after 1.32).
-var SupportedKubernetesVersions = []string{"1.34", "1.35", "1.36"}
+var SupportedKubernetesVersions = []string{"1.35", "1.36"}
 
 var (
 	// RFC 1123 hostname: labels of letters, digits and hyphens, at least two labels.

@@ -191,7 +191,7 @@ func (e *Engine) eksClusterOutputs(r *Resource) (resource.PropertyMap, error) {
 	}
 	endpoint := fmt.Sprintf("https://%s.gr7.%s.eks.amazonaws.com", MockOIDCID, e.Region)
 	issuer := fmt.Sprintf("https://oidc.eks.%s.amazonaws.com/id/%s", e.Region, MockOIDCID)
-	version := "1.34"
+	version := "1.35"
 	if v, ok := r.Inputs["version"]; ok && v.IsString() {
 		version = v.StringValue()
 	}
