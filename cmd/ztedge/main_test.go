@@ -167,6 +167,12 @@ func TestRenderInvalidConfig(t *testing.T) {
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Error("an invalid configuration still wrote output")
 	}
+	// A misspelt key is refused too (it would be ignored and its default deployed).
+	dev, _ := os.ReadFile(filepath.Join(repoRoot(), "Pulumi.dev.yaml"))
+	writeFile(t, dir, "Pulumi.typo.yaml", []byte(strings.Replace(string(dev), "\nconfig:\n", "\nconfig:\n  ztedge:clientAuht: alb-verify\n", 1)))
+	if code, _, errOut := ztedge(t, "render", "--stack", "typo", "--dir", dir, "--out", out); code != exitUsage || !strings.Contains(errOut, "ztedge:clientAuht: is not a ztedge setting") || !strings.Contains(errOut, "did you mean clientAuth?") {
+		t.Errorf("misspelt key: exit %d, stderr:\n%s", code, errOut)
+	}
 	if code, _, errOut := ztedge(t, "render", "--stack", "nosuch", "--dir", dir); code != exitUsage || !strings.Contains(errOut, "Pulumi.nosuch.yaml") {
 		t.Errorf("missing stack file: exit %d, %s", code, errOut)
 	}
