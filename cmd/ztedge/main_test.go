@@ -330,7 +330,8 @@ func TestProgressDisplay(t *testing.T) {
 		"[10m12s] still working on Cluster ztedge-dev (10m12s)\n" +
 		"[10m12s] error Cluster ztedge-dev: AccessDenied\n" +
 		"[10m12s] FAILED to create Cluster ztedge-dev\n" +
-		"up failed after 10m12s (1 create); 1 step(s) failed\n"
+		"up failed after 10m12s (1 create)\n" +
+		"failed step(s): create Cluster ztedge-dev\n"
 	if b.String() != want {
 		t.Errorf("display:\n%s\nwant:\n%s", b.String(), want)
 	}
