@@ -215,6 +215,12 @@ func (o AutoOptions) warnPending(ctx context.Context, s auto.Stack) error {
 // resolvePending refuses an up over pending operations (it would fail "already exists", or
 // forget an object), or with Repair resolves them first.
 func (o AutoOptions) resolvePending(ctx context.Context, stack string, s auto.Stack) error {
+	// A dead run's lock first: its pending operations can only be repaired once it is released.
+	if st, err := o.Resolve(stack, false); err == nil {
+		if locks, _ := fileLocks(st.BackendURL, stack); len(locks) > 0 {
+			return &LockedError{Stack: stack, Locks: strings.Join(locks, "\n")}
+		}
+	}
 	if o.Repair {
 		return wrap("repair", stack, repair(ctx, s, o.notices()))
 	}

@@ -85,18 +85,40 @@ func (e *cliError) Unwrap() error { return e.err }
 // lockFile is what the file backend writes for a running operation.
 type lockFile struct {
 	Pid      int    `json:"pid"`
-	Username string `json:"username"`
-	Hostname string `json:"hostname"`
+	Username  string `json:"username"`
+	Hostname  string `json:"hostname"`
+	Timestamp string `json:"timestamp"`
+}
+
+// fileLocks describes each lock file of the stack on a file backend ("" for other backends: the
+// CLI reports their locks), as the CLI would: where, by whom, pid, when.
+func fileLocks(backendURL, stack string) ([]string, error) {
+	files, err := lockFiles(backendURL, stack)
+	var out []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var l lockFile
+		_ = json.Unmarshal(b, &l)
+		out = append(out, fmt.Sprintf("  %s: created by %s@%s (pid %d) at %s", f, l.Username, l.Hostname, l.Pid, l.Timestamp))
+	}
+	return out, err
+}
+
+func lockFiles(backendURL, stack string) ([]string, error) {
+	dir, ok := strings.CutPrefix(backendURL, "file://")
+	if !ok {
+		return nil, nil
+	}
+	return filepath.Glob(filepath.Join(filepath.FromSlash(dir), ".pulumi", "locks", "*", "*", stack, "*.json"))
 }
 
 // liveLocalLocks names the stack's lock files (file backend) that belong to a process still
 // running on this machine: releasing those would let two runs write one state.
 func liveLocalLocks(backendURL, stack string) ([]string, error) {
-	dir, ok := strings.CutPrefix(backendURL, "file://")
-	if !ok {
-		return nil, nil // another backend: its own cancel decides
-	}
-	files, err := filepath.Glob(filepath.Join(dir, ".pulumi", "locks", "*", "*", stack, "*.json"))
+	files, err := lockFiles(backendURL, stack) // none on other backends: their own cancel decides
 	if err != nil {
 		return nil, err
 	}
