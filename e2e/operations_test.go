@@ -33,7 +33,7 @@ func TestInterruptsOnARealEngine(t *testing.T) {
 	t.Run("Ctrl-C to the process group during the first up", func(t *testing.T) {
 		// A terminal's Ctrl-C is SIGINT to the foreground process group: ztedge and, unless
 		// ztedge keeps it out, the Pulumi CLI with its plugins.
-		out, err := p.interruptMidUp(t, ztedge, "local", func(pid int) { _ = syscall.Kill(-pid, syscall.SIGINT) })
+		out, err := p.interruptMidUp(t, ztedge, "local", 5, func(pid int) { _ = syscall.Kill(-pid, syscall.SIGINT) })
 		if err == nil {
 			t.Fatalf("an interrupted up exited 0:\n%s", out)
 		}
@@ -51,7 +51,9 @@ func TestInterruptsOnARealEngine(t *testing.T) {
 
 	t.Run("SIGKILL of ztedge and the CLI during the first up", func(t *testing.T) {
 		// A lost machine: every process of the run dies at once, lock and pending creates stay.
-		out, _ := p.interruptMidUp(t, ztedge, "local", func(pid int) {
+		// Twenty resources in, the Services and Deployments are being created (each waits for
+		// its pods): the kill catches them mid-create.
+		out, _ := p.interruptMidUp(t, ztedge, "local", 20, func(pid int) {
 			for _, child := range childrenOf(pid) {
 				_ = syscall.Kill(-child, syscall.SIGKILL) // the CLI's group: it and its plugins
 			}
@@ -158,8 +160,8 @@ func TestDriftOnARealEngine(t *testing.T) {
 }
 
 // interruptMidUp starts `ztedge up` in a process group of its own (as a terminal runs a
-// command), calls stop with its pid once five resources are created (dozens are in flight then), and returns its output and exit error.
-func (p *project) interruptMidUp(t *testing.T, ztedge, stack string, stop func(pid int)) (string, error) {
+// command), calls stop with its pid once after resources are created (others are in flight then), and returns its output and exit error.
+func (p *project) interruptMidUp(t *testing.T, ztedge, stack string, after int, stop func(pid int)) (string, error) {
 	t.Helper()
 	cmd := exec.Command(ztedge, "up", "--stack", stack)
 	cmd.Dir, cmd.Env = p.dir, p.env
@@ -182,7 +184,7 @@ func (p *project) interruptMidUp(t *testing.T, ztedge, stack string, stop func(p
 		if strings.Contains(sc.Text(), "] created ") {
 			created++
 		}
-		if !stopped && created == 5 {
+		if !stopped && created == after {
 			stop(cmd.Process.Pid)
 			stopped = true
 		}
