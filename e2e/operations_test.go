@@ -81,7 +81,16 @@ func TestInterruptsOnARealEngine(t *testing.T) {
 		} else {
 			t.Errorf("the SIGKILL left no pending operation to repair (killed too late?):\n%s", out)
 		}
-		repaired := run(upTimeout, "up", "--stack", "local", "--repair")
+		repaired, err := p.runErr(upTimeout, ztedge, "up", "--stack", "local", "--repair")
+		if err != nil {
+			for _, r := range p.exportState(t) {
+				if r.Type == "kubernetes:networking.k8s.io/v1:NetworkPolicy" {
+					t.Logf("a NetworkPolicy's metadata in the state: %v", r.Outputs["metadata"])
+					break
+				}
+			}
+			t.Fatalf("ztedge up --repair: %v\n%s", err, repaired)
+		}
 		if len(pending) > 0 && !strings.Contains(repaired, "repairing") {
 			t.Errorf("up --repair does not report the repair:\n%s", repaired)
 		}

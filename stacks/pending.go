@@ -238,9 +238,9 @@ func orphanHint(urn string) string {
 	return ""
 }
 
-// dropForeign takes out of the state every imported resource whose live object does not carry
-// pulumi-kubernetes's managed-by label (a user's object of the same name: a later destroy must not
-// delete it). Patch resources only own the fields they set and stay. It returns, per imported
+// dropForeign takes out of the state every imported resource whose live object Pulumi did not
+// write (no pulumi-kubernetes field manager, no managed-by label): a user's object of the same
+// name, which a later destroy must not delete. Patch resources only own the fields they set and stay. It returns, per imported
 // URN still or formerly in the state, "pulumi" or "foreign".
 func dropForeign(ctx context.Context, s auto.Stack, imported []string) (map[string]string, error) {
 	out := map[string]string{}
@@ -286,5 +286,16 @@ func managedByPulumi(r map[string]any) bool {
 	outputs, _ := r["outputs"].(map[string]any)
 	meta, _ := outputs["metadata"].(map[string]any)
 	labels, _ := meta["labels"].(map[string]any)
-	return labels["app.kubernetes.io/managed-by"] == "pulumi"
+	if labels["app.kubernetes.io/managed-by"] == "pulumi" { // client-side apply
+		return true
+	}
+	// Server-side apply: the provider's field manager is pulumi-kubernetes-<id>.
+	fields, _ := meta["managedFields"].([]any)
+	for _, f := range fields {
+		entry, _ := f.(map[string]any)
+		if m, _ := entry["manager"].(string); strings.HasPrefix(m, "pulumi-kubernetes") {
+			return true
+		}
+	}
+	return false
 }
