@@ -84,7 +84,7 @@ func (e *cliError) Unwrap() error { return e.err }
 
 // lockFile is what the file backend writes for a running operation.
 type lockFile struct {
-	Pid      int    `json:"pid"`
+	Pid       int    `json:"pid"`
 	Username  string `json:"username"`
 	Hostname  string `json:"hostname"`
 	Timestamp string `json:"timestamp"`
