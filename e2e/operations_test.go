@@ -28,9 +28,13 @@ func TestInterruptsOnARealEngine(t *testing.T) {
 	ctx, work, cp, cluster := startTestCluster(t, 30*time.Minute)
 	p := newProject(t, filepath.Join(work, "ops"), cp.Kubeconfig)
 	ztedge := p.build(t, "./cmd/ztedge")
-	run := func(timeout time.Duration, args ...string) string { return p.run(t, timeout, ztedge, args...) }
+	// runner runs ztedge in the project, failing the (sub)test t.
+	runner := func(t *testing.T) func(time.Duration, ...string) string {
+		return func(timeout time.Duration, args ...string) string { return p.run(t, timeout, ztedge, args...) }
+	}
 
 	t.Run("Ctrl-C to the process group during the first up", func(t *testing.T) {
+		run := runner(t)
 		// A terminal's Ctrl-C is SIGINT to the foreground process group: ztedge and, unless
 		// ztedge keeps it out, the Pulumi CLI with its plugins.
 		out, err := p.interruptMidUp(t, ztedge, "local", 5, func(pid int) { _ = syscall.Kill(-pid, syscall.SIGINT) })
@@ -50,6 +54,7 @@ func TestInterruptsOnARealEngine(t *testing.T) {
 	})
 
 	t.Run("SIGKILL of ztedge and the CLI during the first up", func(t *testing.T) {
+		run := runner(t)
 		// A lost machine: every process of the run dies at once, lock and pending creates stay.
 		// Twenty resources in, the Services and Deployments are being created (each waits for
 		// its pods): the kill catches them mid-create.
@@ -103,6 +108,7 @@ func TestInterruptsOnARealEngine(t *testing.T) {
 	})
 
 	t.Run("two ups of a new stack at once", func(t *testing.T) {
+		run := runner(t)
 		stackFile, err := os.ReadFile(filepath.Join(p.dir, "Pulumi.local.yaml"))
 		if err != nil {
 			t.Fatal(err)
