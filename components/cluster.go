@@ -253,7 +253,9 @@ func NewCluster(ctx *pulumi.Context, name string, args *ClusterArgs, opts ...pul
 	provider, err := kubernetes.NewProvider(ctx, name, &kubernetes.ProviderArgs{
 		Kubeconfig: cluster.KubeconfigJson,
 		// Fail instead of silently skipping resources when the cluster is unreachable.
-		DeleteUnreachable: pulumi.Bool(false),
+		DeleteUnreachable:      pulumi.Bool(false),
+		EnableConfigMapMutable: pulumi.Bool(MutableConfig),
+		EnableSecretMutable:    pulumi.Bool(MutableConfig),
 	}, child)
 	if err != nil {
 		return nil, err

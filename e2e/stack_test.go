@@ -148,6 +148,13 @@ func newProject(t *testing.T, dir, kubeconfig string) *project {
 			t.Fatal(err)
 		}
 	}
+	return setupProject(t, dir, kubeconfig)
+}
+
+// setupProject points the project in dir (a copy of some version of the repository) at the test
+// cluster and the local chart directory, with its own state backend.
+func setupProject(t *testing.T, dir, kubeconfig string) *project {
+	t.Helper()
 	p := &project{dir: dir}
 	p.editStack(t, func(cfg map[string]any) {
 		cfg["ztedge:kubeconfig"] = kubeconfig

@@ -61,6 +61,15 @@ type AutoOptions struct {
 	Command auto.PulumiCommand
 	// InstallCLI says whether and how to install the pinned Pulumi CLI when it is missing.
 	InstallCLI CLIInstall
+	// Refresh reads the real state of every resource first (preview, up: Pulumi's --refresh), so
+	// drift made outside Pulumi shows as a change, and up undoes it.
+	Refresh bool
+	// Repair resolves pending operations of an interrupted run before up (stacks/pending.go).
+	Repair bool
+	// Notices receives what ztedge itself says (pending operations, repairs). Nil: discarded.
+	Notices io.Writer
+	// Interrupts relays the user's Ctrl-C to the CLI (stacks/interrupt.go); nil: none.
+	Interrupts *Interrupts
 }
 
 // Preview shows what Up would change, without changing anything.
@@ -69,7 +78,13 @@ func Preview(ctx context.Context, stack string, o AutoOptions) (auto.PreviewResu
 	if err != nil {
 		return auto.PreviewResult{}, err
 	}
+	if err := o.warnPending(ctx, s); err != nil {
+		return auto.PreviewResult{}, wrap("preview", stack, err)
+	}
 	opts := []optpreview.Option{}
+	if o.Refresh {
+		opts = append(opts, optpreview.Refresh())
+	}
 	if o.Progress != nil {
 		opts = append(opts, optpreview.ProgressStreams(o.Progress))
 	}
@@ -93,7 +108,13 @@ func Up(ctx context.Context, stack string, o AutoOptions) (auto.UpResult, error)
 	if err != nil {
 		return auto.UpResult{}, err
 	}
+	if err := o.resolvePending(ctx, stack, s); err != nil {
+		return auto.UpResult{}, err
+	}
 	opts := []optup.Option{}
+	if o.Refresh {
+		opts = append(opts, optup.Refresh())
+	}
 	if o.Progress != nil {
 		opts = append(opts, optup.ProgressStreams(o.Progress))
 	}
@@ -157,11 +178,60 @@ func Outputs(ctx context.Context, stack string, o AutoOptions) (auto.OutputMap, 
 	return out, wrap("reading the outputs of", stack, err)
 }
 
+// wrap names the operation and stack, and shortens the CLI's error to what failed (the whole
+// output was the progress display's to show).
 func wrap(op, stack string, err error) error {
 	if err == nil {
 		return nil
 	}
-	return fmt.Errorf("%s stack %s: %w", op, stack, err)
+	err = lockError(stack, err)
+	var locked *LockedError
+	if errors.As(err, &locked) {
+		return err
+	}
+	return fmt.Errorf("%s stack %s: %w", op, stack, summarize(err))
+}
+
+func (o AutoOptions) notices() io.Writer {
+	if o.Notices == nil {
+		return io.Discard
+	}
+	return o.Notices
+}
+
+// warnPending names the stack's pending operations before a preview (which changes nothing, so
+// it runs anyway: it shows them as creates).
+func (o AutoOptions) warnPending(ctx context.Context, s auto.Stack) error {
+	d, _, err := exportDeployment(ctx, s)
+	if err != nil {
+		return err
+	}
+	if ops := d.pendingOps(); len(ops) > 0 {
+		fmt.Fprintf(o.notices(), "warning: %v\n", &PendingError{Stack: s.Name(), Ops: ops})
+	}
+	return nil
+}
+
+// resolvePending refuses an up over pending operations (it would fail "already exists", or
+// forget an object), or with Repair resolves them first.
+func (o AutoOptions) resolvePending(ctx context.Context, stack string, s auto.Stack) error {
+	// A dead run's lock first: its pending operations can only be repaired once it is released.
+	if st, err := o.Resolve(stack, false); err == nil {
+		if locks, _ := fileLocks(st.BackendURL, stack); len(locks) > 0 {
+			return &LockedError{Stack: stack, Locks: strings.Join(locks, "\n")}
+		}
+	}
+	if o.Repair {
+		return wrap("repair", stack, repair(ctx, s, o.notices()))
+	}
+	d, _, err := exportDeployment(ctx, s)
+	if err != nil {
+		return wrap("up", stack, err)
+	}
+	if ops := d.pendingOps(); len(ops) > 0 {
+		return &PendingError{Stack: stack, Ops: ops}
+	}
+	return nil
 }
 
 // streamEvents runs op with an event channel whose events go to OnEvent. The SDK closes the channel
@@ -364,12 +434,17 @@ func (o AutoOptions) stack(ctx context.Context, stack string, op operation) (aut
 	}
 	cmd := o.Command
 	if cmd == nil {
-		if cmd, err = o.InstallCLI.findPulumiCLI(ctx, o.lookupEnv()); err != nil {
+		if cmd, err = o.InstallCLI.findPulumiCLI(ctx, o.lookupEnv(), o.Interrupts); err != nil {
 			return auto.Stack{}, err
 		}
 	}
-	s, err := auto.UpsertStackInlineSource(ctx, stack, Namespace, Program,
-		auto.WorkDir(st.Dir), auto.EnvVars(st.Env), auto.Pulumi(cmd))
+	opts := []auto.LocalWorkspaceOption{auto.WorkDir(st.Dir), auto.EnvVars(st.Env), auto.Pulumi(cmd)}
+	s, err := auto.UpsertStackInlineSource(ctx, stack, Namespace, Program, opts...)
+	if err != nil && auto.IsCreateStack409Error(err) {
+		// Another run created the stack between this one's lookup and its create: use it (that
+		// run's lock then says who holds the stack).
+		s, err = auto.SelectStackInlineSource(ctx, stack, Namespace, Program, opts...)
+	}
 	if err != nil {
 		return auto.Stack{}, fmt.Errorf("opening stack %s on %s: %w", stack, st.BackendURL, err)
 	}

@@ -227,6 +227,8 @@ func newStackScript(extra func(args []string) (string, string, int, bool)) func(
 			return "", "", 0
 		case slices.Equal(args[:2], []string{"plugin", "ls"}):
 			return "[]", "", 0 // nothing installed
+		case slices.Equal(args[:2], []string{"stack", "export"}):
+			return `{"version":3,"deployment":{}}`, "", 0 // a new stack: no resources
 		}
 		return "", "error: unexpected command " + strings.Join(args, " "), 1
 	}

@@ -204,10 +204,11 @@ func (r *reader) boolean(name string) bool {
 	return b
 }
 
-// json decodes a list or object value; unknown fields in objects are errors, not silently dropped.
+// json decodes a list or object value; unknown fields in objects are errors naming the nearest
+// known field, not silently dropped.
 func (r *reader) json(name string, out any) {
 	k, v, _ := r.raw(name)
-	if v == "" {
+	if v == "" || !r.checkFields(k, v, out) {
 		return
 	}
 	dec := json.NewDecoder(strings.NewReader(v))
@@ -240,7 +241,8 @@ func KeysRead(src Source, stack string) []string {
 func Load(src Source, stack string) (*Config, error) {
 	r := &reader{src: src, read: map[string]bool{}}
 	cfg := r.load(stack)
-	problems := append(r.problems, cfg.Validate()...)
+	problems := append(unknownKeys(src), r.problems...)
+	problems = append(problems, cfg.Validate()...)
 	if len(problems) > 0 {
 		return nil, &ConfigError{Problems: problems}
 	}

@@ -77,7 +77,11 @@ func (c *Config) validateLocal(p *problems) {
 // open to the nodes (and to host-network pods). There is no separate load balancer subnet to
 // confine it to; a local cluster is for development, not a trust boundary (README "Security").
 func buildLocalPlatform(ctx *pulumi.Context, cfg *Config) (*Platform, error) {
-	args := &kubernetes.ProviderArgs{}
+	args := &kubernetes.ProviderArgs{
+		// Update jwt-auth's ConfigMap and Secrets in place (components.MutableConfig).
+		EnableConfigMapMutable: pulumi.Bool(components.MutableConfig),
+		EnableSecretMutable:    pulumi.Bool(components.MutableConfig),
+	}
 	if cfg.Local.Kubeconfig != "" {
 		args.Kubeconfig = pulumi.String(cfg.Local.Kubeconfig)
 	}

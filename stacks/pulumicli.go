@@ -53,20 +53,22 @@ func PulumiHomeInstallRoot(lookup func(string) (string, bool)) (string, error) {
 
 // findPulumiCLI returns the CLI from PATH, else the pinned version installed in the Pulumi home,
 // else installs it there if c.Offer agrees.
-func (c CLIInstall) findPulumiCLI(ctx context.Context, lookup func(string) (string, bool)) (auto.PulumiCommand, error) {
-	if _, err := exec.LookPath("pulumi"); err == nil {
+// The command runs in a process group of its own, interrupted through intr (stacks/interrupt.go).
+func (c CLIInstall) findPulumiCLI(ctx context.Context, lookup func(string) (string, bool), intr *Interrupts) (auto.PulumiCommand, error) {
+	if path, err := exec.LookPath("pulumi"); err == nil {
 		cmd, err := auto.NewPulumiCommand(nil)
 		if err != nil {
 			return nil, fmt.Errorf("the Pulumi CLI: %w", err)
 		}
-		return cmd, nil
+		return newCLICommand(cmd, path, intr), nil
 	}
 	root, err := PulumiHomeInstallRoot(lookup)
 	if err != nil {
 		return nil, err
 	}
+	inRoot := filepath.Join(root, "bin", "pulumi")
 	if cmd, err := auto.NewPulumiCommand(&auto.PulumiCommandOptions{Root: root, Version: sdk.Version}); err == nil {
-		return cmd, nil
+		return newCLICommand(cmd, inRoot, intr), nil
 	}
 	if c.Offer == nil || !c.Offer(root) {
 		return nil, ErrNoPulumiCLI
@@ -81,6 +83,9 @@ func (c CLIInstall) findPulumiCLI(ctx context.Context, lookup func(string) (stri
 	if err != nil {
 		return nil, fmt.Errorf("installing the Pulumi CLI %s into %s: %w (install it by hand: https://www.pulumi.com/docs/install/)",
 			PinnedPulumiVersion(), root, err)
+	}
+	if c.Install == nil { // a test's fake installer returns a fake command
+		return newCLICommand(cmd, inRoot, intr), nil
 	}
 	return cmd, nil
 }

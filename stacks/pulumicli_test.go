@@ -82,7 +82,7 @@ func TestFindPulumiCLI(t *testing.T) {
 			if tc.rec != nil {
 				c = tc.rec.cliInstall(t)
 			}
-			cmd, err := c.findPulumiCLI(context.Background(), lookup)
+			cmd, err := c.findPulumiCLI(context.Background(), lookup, nil)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("error %v; want one containing %q", err, tc.wantErr)

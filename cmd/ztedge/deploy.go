@@ -58,9 +58,13 @@ func deployCommand(op operation) func(context.Context, []string, io.Writer, io.W
 		verbose := fs.Bool("verbose", false, "print Pulumi's own progress output instead of ztedge's one-line-per-resource display")
 		diff := fs.Bool("diff", false, "with --verbose: show property-level diffs (preview, up)")
 		install := installFlag(fs, stderr)
-		var expectNoChanges *bool
+		var expectNoChanges, refresh, repair *bool
 		if op.name == opPreview.name || op.name == opUp.name {
 			expectNoChanges = fs.Bool("expect-no-changes", false, "fail if there is anything to change (a drift check, e.g. right after up)")
+			refresh = fs.Bool("refresh", false, "read the real state of every resource first, so changes made outside Pulumi show (preview) or are undone (up)")
+		}
+		if op.name == opUp.name {
+			repair = fs.Bool("repair", false, "first resolve the pending operations an interrupted run left: objects that exist go back into the state, the rest are cleared (nothing is deleted)")
 		}
 		if err := parse(fs, args); err != nil {
 			return err
@@ -68,7 +72,8 @@ func deployCommand(op operation) func(context.Context, []string, io.Writer, io.W
 		if err := requireStack(*stack); err != nil {
 			return err
 		}
-		o := stacks.AutoOptions{Dir: *dir, Diff: *diff, ExpectNoChanges: expectNoChanges != nil && *expectNoChanges, InstallCLI: install()}
+		o := stacks.AutoOptions{Dir: *dir, Diff: *diff, ExpectNoChanges: isSet(expectNoChanges), Refresh: isSet(refresh), Repair: isSet(repair),
+			InstallCLI: install(), Notices: stdout, Interrupts: interrupts}
 		display := newProgress(stdout, op.name, time.Now)
 		if *verbose {
 			o.Progress = stdout
@@ -79,8 +84,34 @@ func deployCommand(op operation) func(context.Context, []string, io.Writer, io.W
 		}
 		err := op.run(ctx, *stack, o)
 		display.finish(err)
+		if interrupts.Interrupted() {
+			return afterInterrupt(ctx, *stack, o, stdout)
+		}
 		return classify(err)
 	}
+}
+
+func isSet(b *bool) bool { return b != nil && *b }
+
+// afterInterrupt tells the user where an interrupted operation left the stack: clean (run the
+// command again), or with pending operations (and how to resolve them).
+func afterInterrupt(ctx context.Context, stack string, o stacks.AutoOptions, w io.Writer) error {
+	repair := fmt.Sprintf("run `ztedge up --stack %s --repair`", stack)
+	if ctx.Err() != nil {
+		return fmt.Errorf("stopped at once: steps in flight may stay pending in the state; %s next", repair)
+	}
+	interrupts.Resume()
+	check, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ops, err := stacks.PendingOperations(check, stack, o)
+	switch {
+	case err != nil:
+		return fmt.Errorf("interrupted; reading the state afterwards failed (%v): %s if `ztedge preview` names pending operations", err, repair)
+	case len(ops) > 0:
+		return fmt.Errorf("interrupted; the state keeps %v", &stacks.PendingError{Stack: stack, Ops: ops})
+	}
+	fmt.Fprintf(w, "interrupted: Pulumi stopped after the steps in flight and saved the state (no pending operations); run the command again to finish.\n")
+	return errors.New("interrupted")
 }
 
 // classify makes mistakes that need no cloud round trip (configuration, missing CLI, passphrase,

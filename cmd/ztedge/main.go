@@ -14,6 +14,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/ztedge/ztedge/stacks"
 )
 
 // Exit statuses: 0 success, 1 the operation or a check failed, 2 the command line or the stack
@@ -39,6 +41,8 @@ func commands() []command {
 		{"up", "create or update a stack's resources", deployCommand(opUp)},
 		{"destroy", "delete every resource of a stack", deployCommand(opDestroy)},
 		{"refresh", "read the real state of a stack's resources into its state", deployCommand(opRefresh)},
+		{"drift", "exit 1 naming every resource that differs from the stack (a scheduled check)", runDrift},
+		{"cancel", "release the lock a killed or lost run left on a stack", runCancel},
 		{"outputs", "print a stack's outputs (secrets hidden unless --show-secrets)", runOutputs},
 		{"certs", "list the stack's certificates and signing keys with expiry and next renewal", runCerts},
 		{"smoke", "run the acceptance checks against a deployed edge", runSmoke},
@@ -71,10 +75,37 @@ func usage(w io.Writer) {
 	fmt.Fprintf(w, intro, b.String())
 }
 
+// interrupts relays Ctrl-C to the Pulumi CLI runs of the deploy commands (stacks/interrupt.go).
+var interrupts = stacks.NewInterrupts()
+
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go relaySignals(sigs, interrupts, cancel, os.Stderr)
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// relaySignals handles SIGINT and SIGTERM (from a terminal's Ctrl-C, to the process or its
+// group): the first lets a running Pulumi operation stop after the steps in flight with its state
+// saved (or, with none running, stops the command); the second is the hard stop.
+func relaySignals(sigs <-chan os.Signal, intr *stacks.Interrupts, cancel func(), w io.Writer) {
+	first := true
+	for sig := range sigs {
+		switch {
+		case first && intr.Interrupt():
+			fmt.Fprintf(w, "\nztedge: %v: asking Pulumi to stop after the steps in flight and save the state; waiting for it "+
+				"(seconds for Kubernetes objects, minutes for an EKS cluster).\n"+
+				"ztedge: press Ctrl-C again to stop at once (steps in flight then stay pending: `ztedge up --repair` resolves them).\n", sig)
+		case first:
+			cancel()
+		default:
+			fmt.Fprintf(w, "\nztedge: second %v: stopping at once.\n", sig)
+			cancel()
+		}
+		first = false
+	}
 }
 
 // run executes one command line and returns the exit status.

@@ -167,6 +167,12 @@ func TestRenderInvalidConfig(t *testing.T) {
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Error("an invalid configuration still wrote output")
 	}
+	// A misspelt key is refused too (it would be ignored and its default deployed).
+	dev, _ := os.ReadFile(filepath.Join(repoRoot(), "Pulumi.dev.yaml"))
+	writeFile(t, dir, "Pulumi.typo.yaml", []byte(strings.Replace(string(dev), "\nconfig:\n", "\nconfig:\n  ztedge:clientAuht: alb-verify\n", 1)))
+	if code, _, errOut := ztedge(t, "render", "--stack", "typo", "--dir", dir, "--out", out); code != exitUsage || !strings.Contains(errOut, "ztedge:clientAuht: is not a ztedge setting") || !strings.Contains(errOut, "did you mean clientAuth?") {
+		t.Errorf("misspelt key: exit %d, stderr:\n%s", code, errOut)
+	}
 	if code, _, errOut := ztedge(t, "render", "--stack", "nosuch", "--dir", dir); code != exitUsage || !strings.Contains(errOut, "Pulumi.nosuch.yaml") {
 		t.Errorf("missing stack file: exit %d, %s", code, errOut)
 	}
@@ -324,7 +330,8 @@ func TestProgressDisplay(t *testing.T) {
 		"[10m12s] still working on Cluster ztedge-dev (10m12s)\n" +
 		"[10m12s] error Cluster ztedge-dev: AccessDenied\n" +
 		"[10m12s] FAILED to create Cluster ztedge-dev\n" +
-		"up failed after 10m12s (1 create); 1 step(s) failed\n"
+		"up failed after 10m12s (1 create)\n" +
+		"failed step(s): create Cluster ztedge-dev\n"
 	if b.String() != want {
 		t.Errorf("display:\n%s\nwant:\n%s", b.String(), want)
 	}

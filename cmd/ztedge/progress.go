@@ -26,6 +26,7 @@ type progress struct {
 	inFlight map[string]time.Time // URN → when its step started
 	changed  int
 	failed   int
+	failures []string // the failed steps, "create Service jwt-auth"
 	summary  *apitype.SummaryEvent
 }
 
@@ -77,7 +78,8 @@ func (p *progress) event(ev events.EngineEvent) {
 		fmt.Fprintf(p.w, "[%s] event stream: %v\n", p.elapsed(), ev.Error)
 	case ev.ResourcePreEvent != nil:
 		m := ev.ResourcePreEvent.Metadata
-		if m.Op == apitype.OpSame || m.Type == "pulumi:pulumi:Stack" {
+		// Refresh steps (--refresh) read every resource; what they find shows as the steps after.
+		if m.Op == apitype.OpSame || m.Op == apitype.OpRefresh || m.Type == "pulumi:pulumi:Stack" {
 			return
 		}
 		if p.op == "preview" {
@@ -100,6 +102,7 @@ func (p *progress) event(ev events.EngineEvent) {
 		m := ev.ResOpFailedEvent.Metadata
 		delete(p.inFlight, m.URN)
 		p.failed++
+		p.failures = append(p.failures, fmt.Sprintf("%s %s", m.Op, describe(m.URN)))
 		fmt.Fprintf(p.w, "[%s] FAILED to %s %s\n", p.elapsed(), m.Op, describe(m.URN))
 	case ev.DiagnosticEvent != nil:
 		d := ev.DiagnosticEvent
@@ -177,7 +180,10 @@ func (p *progress) finish(err error) {
 		counts = " (" + strings.Join(ops, ", ") + ")"
 	}
 	if err != nil {
-		fmt.Fprintf(p.w, "%s failed after %s%s; %d step(s) failed\n", p.op, took, counts, p.failed)
+		fmt.Fprintf(p.w, "%s failed after %s%s\n", p.op, took, counts)
+		if len(p.failures) > 0 {
+			fmt.Fprintf(p.w, "failed step(s): %s\n", strings.Join(p.failures, ", "))
+		}
 		return
 	}
 	fmt.Fprintf(p.w, "%s finished in %s%s\n", p.op, took, counts)
