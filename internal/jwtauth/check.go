@@ -18,11 +18,15 @@ const (
 	reasonClientNotAllowed  = "client_not_allowed"
 	reasonForeignCertHeader = "foreign_client_cert_header"
 	reasonCertNotCurrent    = "client_cert_not_current"
-	reasonAllowToken        = "token"
-	reasonAllowClientCert   = "client_cert"
-	checkPrefix             = "/auth"
-	wwwAuthenticateInvalid  = `Bearer error="invalid_token"`
-	wwwAuthenticateRequired = `Bearer`
+	// One certificate, from one header value, once (clientcert.go).
+	reasonDuplicateCertHeader = "duplicate_client_cert_header"
+	reasonCertHeaderComma     = "client_cert_header_comma"
+	reasonMultipleLeafCerts   = "multiple_leaf_certs"
+	reasonAllowToken          = "token"
+	reasonAllowClientCert     = "client_cert"
+	checkPrefix               = "/auth"
+	wwwAuthenticateInvalid    = `Bearer error="invalid_token"`
+	wwwAuthenticateRequired   = `Bearer`
 )
 
 // originalPath recovers the path the client asked Emissary for from the

@@ -45,6 +45,7 @@ var (
 		reasonBadAudience, reasonMissingClaim, reasonInvalidClaims, reasonBadPath, reasonPathNotAllowed,
 		reasonOriginNotAllowed, reasonBadClientCert, reasonUntrustedCert, reasonExpiredCert,
 		reasonClientNotAllowed, reasonForeignCertHeader, reasonCertNotCurrent, reasonNonCanonicalSig, reasonLifetimeTooLong,
+		reasonDuplicateCertHeader, reasonCertHeaderComma, reasonMultipleLeafCerts,
 	}
 	grantLabels = []string{GrantPassword, GrantClientCert, GrantTokenExchange, "other", ""}
 	// throttleLimits are the label values of jwt_auth_login_throttled_total.
