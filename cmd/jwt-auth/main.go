@@ -103,6 +103,7 @@ func serve(args []string, stderr io.Writer) error {
 	fs.IntVar(&cfg.Throttle.IPBurst, "login-ip-burst", 20, "/token attempts per source address before throttling")
 	fs.DurationVar(&cfg.Throttle.IPInterval, "login-ip-interval", time.Second, "one more attempt per source address every")
 	fs.IntVar(&cfg.Throttle.MaxHashes, "login-max-hashes", 0, "password hashes (bcrypt) running at once (0: half of GOMAXPROCS, at least 1); twice as many more may wait 1 s, the rest get 503")
+	fs.IntVar(&cfg.Throttle.IPv6Prefix, "login-ipv6-prefix", 64, "IPv6 sources share one per-source bucket per prefix of this length (32-128)")
 	fs.IntVar(&cfg.Throttle.MaxLoginRate, "login-max-rate", 20, "password logins per second per replica, whatever their source; beyond it 503")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {

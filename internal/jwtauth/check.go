@@ -100,6 +100,9 @@ func dotSegment(seg string) bool {
 // path-segment boundary: "/api" admits "/api" and "/api/x", not "/apix".
 func underService(p string, services []string) bool {
 	for _, s := range services {
+		if s == "" || s[0] != '/' { // never "everything"
+			continue
+		}
 		if s != "/" {
 			s = strings.TrimSuffix(s, "/")
 		}

@@ -304,12 +304,16 @@ func (c *certAuth) authenticate(h http.Header) (*principal, string, string) {
 		return nil, subject, reasonCertNotCurrent
 	}
 	p := newPrincipal(id, reasonAllowClientCert, subject)
-	// Reuse the result no longer than the verified chain stays valid.
-	exp := now.Add(maxCacheLife)
+	// Neither the cached result nor a minted token outlives the chain.
+	p.notAfter = chains[0][0].NotAfter
 	for _, ch := range chains[0] {
-		if ch.NotAfter.Before(exp) {
-			exp = ch.NotAfter
+		if ch.NotAfter.Before(p.notAfter) {
+			p.notAfter = ch.NotAfter
 		}
+	}
+	exp := now.Add(maxCacheLife)
+	if p.notAfter.Before(exp) {
+		exp = p.notAfter
 	}
 	c.cache.put(key, certResult{p: p, subject: subject}, exp)
 	return p, subject, ""

@@ -108,6 +108,10 @@ type ThrottleConfig struct {
 	IPBurst      int           // default 20
 	IPInterval   time.Duration // default 1s
 	MaxEntries   int           // per map, default 10000
+	// IPv6Prefix is the prefix length an IPv6 source is throttled by
+	// (default 64): one host holds a whole /64, so per-address buckets
+	// would give it 2^64 of them.
+	IPv6Prefix int
 
 	// Password hashing (bcrypt) across all sources: at most MaxHashes at
 	// once (default half the CPUs, at least one, so checks keep the other
@@ -160,6 +164,9 @@ func (c *Config) setDefaults() {
 	}
 	if t.MaxEntries == 0 {
 		t.MaxEntries = 10000
+	}
+	if t.IPv6Prefix == 0 {
+		t.IPv6Prefix = 64
 	}
 	if t.MaxHashes == 0 {
 		t.MaxHashes = max(1, runtime.GOMAXPROCS(0)/2)
@@ -216,6 +223,9 @@ func (c *Config) Validate() error {
 	t := c.Throttle
 	if t.UserBurst < 1 || t.IPBurst < 1 || t.UserInterval <= 0 || t.IPInterval <= 0 || t.MaxEntries < 1 {
 		return errors.New("login throttle settings must be positive")
+	}
+	if t.IPv6Prefix < 32 || t.IPv6Prefix > 128 {
+		return fmt.Errorf("--login-ipv6-prefix %d must be between 32 and 128 (64: one bucket per /64, what one host is given)", t.IPv6Prefix)
 	}
 	if t.MaxHashes < 1 || t.MaxHashQueue < 0 || t.MaxHashWait <= 0 || t.MaxLoginRate < 1 {
 		return errors.New("--login-max-hashes and --login-max-rate must be positive")
