@@ -26,8 +26,8 @@ type oidcVerifier struct {
 	now     func() time.Time
 	parser  *jwt.Parser
 
-	mu        sync.Mutex
-	keys      map[string]jose.JSONWebKey
+	mu      sync.Mutex
+	keys    map[string]jose.JSONWebKey
 	fetched time.Time // last successful fetch: opens the refetch window
 	failed  time.Time // last failed fetch: a short back-off only
 }
@@ -40,7 +40,7 @@ const (
 	// outage past the cache TTL does not cost every exchange a timeout; it
 	// is short because a failure leaves nothing new to wait for.
 	retryAfterFailure = time.Second
-	minRSABits       = 2048
+	minRSABits        = 2048
 )
 
 func newOIDCVerifier(cfg *Config) *oidcVerifier {
