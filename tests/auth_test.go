@@ -445,6 +445,7 @@ func TestAuthUsersCheckedAtPreview(t *testing.T) {
 		"typo in a key":      {"- username: bob\n  service: [/]\n", `unknown field "service"`},
 		"duplicate user":     {"- username: bob\n- username: bob\n", `user #2 ("bob"): duplicate username`},
 		"not YAML":           {"- username: [\n", "entry"},
+		"mixed bcrypt costs": {authUsersDoc + "- username: bob\n  passwordHash: \"$2a$04$Fes2ptzxjWnHWcEckP27aefjb9yqijO.O4OgiOySPA5G/dsrA.buG\"\n  services: [/]\n", `different bcrypt costs (cost 4: bob; cost 10: alice)`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := stacks.Load(withUsers(t, "dev", c.doc, nil), "dev")

@@ -3,12 +3,14 @@ package jwtauth
 import (
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // TestLoginThrottlePerIPv6Prefix: every address of an IPv6 /64 used to
@@ -97,5 +99,41 @@ func TestTokensNeverAdmitEverything(t *testing.T) {
 	}
 	if underService("/admin", []string{""}) {
 		t.Error(`underService matches the empty prefix`)
+	}
+}
+
+// TestUsersOneBcryptCost: users hashed at different bcrypt costs used to
+// load, and a wrong password for the cost-4 user answered in 1 ms against
+// 50 ms for an unknown user (the dummy hash used the highest cost): a
+// username oracle. They are refused at start and by ValidateUsers (which
+// `pulumi preview` runs), naming the users and the fix; with one cost the
+// dummy hash has that cost, so both answers cost the same.
+func TestUsersOneBcryptCost(t *testing.T) {
+	h := func(cost int) string {
+		b, err := bcrypt.GenerateFromPassword([]byte("pw"), cost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	mixed := fmt.Sprintf("users:\n  - {username: alice, password_hash: %q, services: [/]}\n  - {username: bob, password_hash: %q, services: [/]}\n  - {username: carol, oidc_subject: c, services: [/]}\n", h(4), h(5))
+	err := ValidateUsers([]byte(mixed), "entry")
+	for _, want := range []string{"cost 4: alice", "cost 5: bob", "different bcrypt costs", "jwt-auth hash-password -cost 5"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("mixed costs: %v, want it to contain %q", err, want)
+		}
+	}
+	dir := t.TempDir()
+	if _, err := loadUsers(writeFile(t, dir, "mixed.yaml", mixed)); err == nil || !strings.Contains(err.Error(), "--users") {
+		t.Errorf("start with mixed costs: %v, want an error naming --users", err)
+	}
+	// One cost (an OIDC-only user has none): accepted, dummy at that cost.
+	same := fmt.Sprintf("users:\n  - {username: alice, password_hash: %q, services: [/]}\n  - {username: bob, password_hash: %q, services: [/]}\n  - {username: carol, oidc_subject: c, services: [/]}\n", h(5), h(5))
+	db, err := loadUsers(writeFile(t, dir, "same.yaml", same))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := bcrypt.Cost(db.dummyHash); c != 5 {
+		t.Errorf("dummy hash cost %d, want 5", c)
 	}
 }
