@@ -186,6 +186,8 @@ func TestAuthDeployment(t *testing.T) {
 			"--audience":         cfg.Hostname,
 			"--token-ttl":        cfg.Auth.TokenTTL,
 			"--shutdown-timeout": flags["--shutdown-timeout"],
+			// jwt-auth's connection and request limits are sized to the pod's memory limit.
+			"--memory-limit": str(resources["limits"].(map[string]any)["memory"]),
 			// An ALB and Envoy each append one X-Forwarded-For entry; without an ALB only Envoy does.
 			"--trusted-hops": "1",
 		}
@@ -445,6 +447,7 @@ func TestAuthUsersCheckedAtPreview(t *testing.T) {
 		"typo in a key":      {"- username: bob\n  service: [/]\n", `unknown field "service"`},
 		"duplicate user":     {"- username: bob\n- username: bob\n", `user #2 ("bob"): duplicate username`},
 		"not YAML":           {"- username: [\n", "entry"},
+		"mixed bcrypt costs": {authUsersDoc + "- username: bob\n  passwordHash: \"$2a$04$Fes2ptzxjWnHWcEckP27aefjb9yqijO.O4OgiOySPA5G/dsrA.buG\"\n  services: [/]\n", `different bcrypt costs (cost 4: bob; cost 10: alice)`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := stacks.Load(withUsers(t, "dev", c.doc, nil), "dev")

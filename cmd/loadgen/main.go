@@ -52,6 +52,17 @@ type options struct {
 	floodRequests      int // stop the flood after this many logins
 	floodUsernameBytes int // pad every flood username to at least this length
 	heap               bool
+
+	headerFlood int   // clients sending big-header checks without credentials (0: none)
+	headerBytes int   // header bytes of each of their requests
+	pid         int   // jwt-auth's pid: report its peak RSS
+	rssLimitMiB int64 // fail when jwt-auth's peak RSS exceeds this
+
+	freshTokens int    // sign this many distinct tokens: every check a first sight
+	signingKey  string // <kid>.pem to sign them with
+	issuer      string
+	audience    string
+	serveBare   string // run a bare net/http server on this address instead
 }
 
 func main() {
@@ -72,7 +83,23 @@ func main() {
 	flag.IntVar(&o.floodRequests, "flood-requests", maxRequests, "stop the login flood after this many logins")
 	flag.IntVar(&o.floodUsernameBytes, "flood-username-bytes", 0, "pad flood usernames to this many bytes (at most 60 KiB)")
 	flag.BoolVar(&o.heap, "heap", false, "print jwt-auth's heap (from /metrics) after the run")
+	flag.IntVar(&o.headerFlood, "header-flood", 0, "clients, each on its own connection, sending checks without credentials with -header-bytes of headers during the run (at most 4096)")
+	flag.IntVar(&o.headerBytes, "header-bytes", 60<<10, "header bytes of each -header-flood request (at most 64 KiB)")
+	flag.IntVar(&o.pid, "pid", 0, "jwt-auth's process id: report its peak resident memory (VmHWM)")
+	flag.Int64Var(&o.rssLimitMiB, "rss-limit-mib", 0, "with -pid: fail if jwt-auth's peak resident memory exceeds this many MiB")
+	flag.IntVar(&o.freshTokens, "fresh-tokens", 0, "sign this many distinct tokens with -signing-key and use each once (every check is a first sight; at most 200000, also the request bound)")
+	flag.StringVar(&o.signingKey, "signing-key", "", "with -fresh-tokens: jwt-auth's <kid>.pem signing key")
+	flag.StringVar(&o.issuer, "issuer", "https://auth.load.test", "with -fresh-tokens: iss")
+	flag.StringVar(&o.audience, "audience", "ztedge", "with -fresh-tokens: aud")
+	flag.StringVar(&o.serveBare, "serve-bare", "", "instead of load: serve 200 with the identity headers on this loopback address for -duration (the bare net/http figure)")
 	flag.Parse()
+	if o.serveBare != "" {
+		if err := serveBare(o.serveBare, o.duration); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(800) // keep the generator's own GC out of the latencies
 	}
@@ -121,11 +148,24 @@ func run(o options, out io.Writer) error {
 		o.floodUsernameBytes < 0 || o.floodUsernameBytes > maxFloodUsernameBytes {
 		return fmt.Errorf("-flood must be in [0, 1024], -flood-requests in (0, %d], -flood-username-bytes in [0, %d]", maxRequests, maxFloodUsernameBytes)
 	}
+	if o.headerFlood < 0 || o.headerFlood > maxHeaderFlood || o.headerBytes < 0 || o.headerBytes > maxHeaderBytes {
+		return fmt.Errorf("-header-flood must be in [0, %d], -header-bytes in [0, %d]", maxHeaderFlood, maxHeaderBytes)
+	}
 	conns := o.concurrency + o.flood
 	tr := &http.Transport{MaxIdleConns: conns, MaxIdleConnsPerHost: conns, DisableCompression: true}
 	client := &http.Client{Transport: tr, Timeout: 5 * time.Second}
 	if err := waitReady(client, base, o.waitReady); err != nil {
 		return err
+	}
+	var fresh []string
+	if o.freshTokens < 0 || o.freshTokens > maxFreshTokens || (o.freshTokens > 0 && o.signingKey == "") {
+		return fmt.Errorf("-fresh-tokens must be in [0, %d] and needs -signing-key", maxFreshTokens)
+	}
+	if o.freshTokens > 0 {
+		if fresh, err = freshTokens(o.signingKey, o.issuer, o.audience, o.origin, o.freshTokens); err != nil {
+			return err
+		}
+		o.token, o.requests = fresh[0], min(o.requests, len(fresh))
 	}
 	if o.token == "" {
 		// One bcrypt login: allow for a busy machine and production cost.
@@ -138,6 +178,8 @@ func run(o options, out io.Writer) error {
 		_, err := fmt.Fprintln(out, o.token)
 		return err
 	}
+	hf := startHeaderFlood(client, base, o, out)
+	defer hf.stop()
 	// A flood bounded by -flood-requests also ends the checks: the run is
 	// about what happens while it lasts.
 	ctx, cancel := context.WithTimeout(context.Background(), o.duration)
@@ -155,11 +197,14 @@ func run(o options, out io.Writer) error {
 	} else {
 		close(floodDone)
 	}
-	res := hammer(ctx, client, base+o.path, o)
+	res := hammer(ctx, client, base+o.path, o, fresh)
 	<-floodDone
 	res.print(out, o)
 	if floodRes != nil {
 		floodRes.print(out)
+	}
+	if err := hf.report(out); err != nil {
+		return err
 	}
 	if o.heap {
 		if err := printHeap(client, base, out); err != nil {
@@ -216,7 +261,8 @@ type result struct {
 }
 
 // hammer runs o.concurrency workers until the time or count bound.
-func hammer(ctx context.Context, c *http.Client, target string, o options) *result {
+// With fresh tokens, request i carries fresh[i].
+func hammer(ctx context.Context, c *http.Client, target string, o options, fresh []string) *result {
 	var (
 		issued   atomic.Int64
 		errs     atomic.Int64
@@ -236,7 +282,14 @@ func hammer(ctx context.Context, c *http.Client, target string, o options) *resu
 			if o.origin != "" {
 				req.Header.Set("Origin", o.origin)
 			}
-			for ctx.Err() == nil && issued.Add(1) <= int64(o.requests) {
+			for ctx.Err() == nil {
+				n := issued.Add(1)
+				if n > int64(o.requests) {
+					break
+				}
+				if fresh != nil {
+					req.Header.Set("Authorization", "Bearer "+fresh[n-1])
+				}
 				t0 := time.Now()
 				resp, err := c.Do(req)
 				if err == nil {

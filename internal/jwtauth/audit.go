@@ -63,7 +63,9 @@ func (s *Server) auditCheck(r *http.Request, d *decision) {
 	}
 	p := d.path
 	if p == "" {
-		p = clip(r.URL.Path, 512)
+		// Not a path we accepted: record what was sent, escaped as it came
+		// (decoded, invalid UTF-8 would show as U+FFFD, not the attempt).
+		p = clip(r.URL.EscapedPath(), 512)
 	}
 	s.log.LogAttrs(context.Background(), level, "check",
 		slog.String("request_id", requestID(r)),

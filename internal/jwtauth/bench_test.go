@@ -5,11 +5,14 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Benchmarks of the check path in-process (handler, audit log encoding
@@ -155,5 +158,30 @@ func BenchmarkCheckLoopbackHTTP(b *testing.B) {
 		if resp.StatusCode != 200 {
 			b.Fatalf("status %d", resp.StatusCode)
 		}
+	}
+}
+
+// BenchmarkPasswordRefusal compares the two refusals a username oracle
+// would tell apart: a wrong password for a known user and any password for
+// an unknown one (compared against the dummy hash). With every user at one
+// bcrypt cost (enforced at load) both cost one compare at that cost.
+func BenchmarkPasswordRefusal(b *testing.B) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("right"), 8)
+	if err != nil {
+		b.Fatal(err)
+	}
+	doc := fmt.Sprintf("users:\n  - {username: alice, password_hash: %q, services: [/]}\n", hash)
+	db, err := loadUsers(writeFile(b, b.TempDir(), "users.yaml", doc))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct{ name, user string }{{"wrong_password", "alice"}, {"unknown_user", "mallory"}} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, ok := db.authenticate(c.user, "wrong"); ok {
+					b.Fatal("accepted")
+				}
+			}
+		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"path"
 	"strings"
+	"unicode/utf8"
 )
 
 // Reasons for 403s and allows (metric labels).
@@ -18,11 +19,16 @@ const (
 	reasonClientNotAllowed  = "client_not_allowed"
 	reasonForeignCertHeader = "foreign_client_cert_header"
 	reasonCertNotCurrent    = "client_cert_not_current"
-	reasonAllowToken        = "token"
-	reasonAllowClientCert   = "client_cert"
-	checkPrefix             = "/auth"
-	wwwAuthenticateInvalid  = `Bearer error="invalid_token"`
-	wwwAuthenticateRequired = `Bearer`
+	// One certificate, from one header value, once (clientcert.go).
+	reasonDuplicateCertHeader = "duplicate_client_cert_header"
+	reasonCertHeaderComma     = "client_cert_header_comma"
+	reasonMultipleLeafCerts   = "multiple_leaf_certs"
+	reasonOverloaded          = "overloaded" // /token 503: no request slot in time (limits.go)
+	reasonAllowToken          = "token"
+	reasonAllowClientCert     = "client_cert"
+	checkPrefix               = "/auth"
+	wwwAuthenticateInvalid    = `Bearer error="invalid_token"`
+	wwwAuthenticateRequired   = `Bearer`
 )
 
 // originalPath recovers the path the client asked Emissary for from the
@@ -39,7 +45,7 @@ func originalPath(r *http.Request) (string, bool) {
 	if p == "" {
 		return "/", true
 	}
-	if p[0] != '/' || strings.ContainsAny(p, "\\\x00") {
+	if p[0] != '/' || strings.ContainsAny(p, "\\\x00") || !utf8.ValidString(p) {
 		return "", false
 	}
 	if raw := r.URL.RawPath; raw != "" {
@@ -67,7 +73,8 @@ const maxDecodes = 3
 // decodes again turns %2e%2e (sent as %252e%252e) into "..", and %252f
 // into a slash. A segment that is still encoded after maxDecodes rounds,
 // or holds a '%' that is not an escape (a lenient decoder might decode
-// around it), is refused too.
+// around it), or is not valid UTF-8 after a round (overlong "%c0%ae" is a
+// dot to some decoders), is refused too.
 func dotSegment(seg string) bool {
 	for range maxDecodes + 1 {
 		if i := strings.IndexByte(seg, ';'); i >= 0 {
@@ -80,7 +87,9 @@ func dotSegment(seg string) bool {
 			return false
 		}
 		dec, err := url.PathUnescape(seg)
-		if err != nil {
+		// Invalid UTF-8 after decoding: an overlong form such as %c0%ae
+		// is "." to a lenient decoder.
+		if err != nil || !utf8.ValidString(dec) {
 			return true
 		}
 		seg = dec
@@ -92,6 +101,9 @@ func dotSegment(seg string) bool {
 // path-segment boundary: "/api" admits "/api" and "/api/x", not "/apix".
 func underService(p string, services []string) bool {
 	for _, s := range services {
+		if s == "" || s[0] != '/' { // never "everything"
+			continue
+		}
 		if s != "/" {
 			s = strings.TrimSuffix(s, "/")
 		}

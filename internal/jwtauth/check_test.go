@@ -317,3 +317,32 @@ func TestCheckPathTricks(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckPathInvalidUTF8: overlong UTF-8 dot segments (%c0%ae is "." to
+// a lenient decoder) used to pass, and the audit line showed U+FFFD, not
+// the attempt. Paths must be valid UTF-8 after every round of decoding;
+// the audit line of a refusal records the path as sent.
+func TestCheckPathInvalidUTF8(t *testing.T) {
+	e := newEnv(t, nil)
+	tok := e.login("alice", "correct horse")
+	for _, p := range []string{
+		"/api/orders/%c0%ae%c0%ae/payments/items",
+		"/api/orders/%c0%ae/x",
+		"/api/orders/%e0%80%ae%e0%80%ae/payments",
+		"/api/orders/%25c0%25ae%25c0%25ae/payments",
+		"/api/orders/%ff",
+	} {
+		if st, _, body := e.check(p, bearer(tok)); st != 403 || !strings.Contains(body, reasonBadPath) {
+			t.Errorf("%q: %d %s, want 403 %s", p, st, body, reasonBadPath)
+		}
+		if !strings.Contains(e.logs.String(), `"path":"/auth`+p+`"`) {
+			t.Errorf("%q: audit line does not record the path as sent", p)
+		}
+	}
+	if strings.Contains(e.logs.String(), `\ufffd`) {
+		t.Error("audit log shows U+FFFD")
+	}
+	if st, _, body := e.check("/api/orders/caf%C3%A9", bearer(tok)); st != 200 {
+		t.Errorf("valid UTF-8: %d %s", st, body)
+	}
+}

@@ -28,7 +28,15 @@ const (
 var pemLabelFixer = strings.NewReplacer("-----BEGIN+CERTIFICATE-----", "-----BEGIN CERTIFICATE-----",
 	"-----END+CERTIFICATE-----", "-----END CERTIFICATE-----")
 
-var errBadCertHeader = errors.New("malformed forwarded client certificate")
+var (
+	errBadCertHeader = errors.New("malformed forwarded client certificate")
+	// The edge sends one certificate in one header value. Anything more is
+	// a client's copy next to (or instead of) the edge's, and whichever one
+	// a parser picks, an attacker chose it.
+	errDuplicateCertHeader = errors.New("more than one value of the certificate header")
+	errCommaInCertHeader   = errors.New("raw comma in an ALB certificate header")
+	errMultipleLeafCerts   = errors.New("more than one certificate in the leaf header")
+)
 
 // parsePEMCerts decodes a URL-encoded PEM bundle. PathUnescape, not
 // QueryUnescape: ALB leaves '+' (a base64 character) unescaped, and
@@ -47,12 +55,18 @@ func parsePEMCerts(encoded string) ([]*x509.Certificate, error) {
 	rest := []byte(raw)
 	var certs []*x509.Certificate
 	for {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
+		// pem.Decode skips any text before a block; nothing but whitespace
+		// may stand between (or before) the certificates the edge wrote.
+		rest = bytes.TrimLeft(rest, " \t\r\n")
+		if len(rest) == 0 {
 			break
 		}
-		if block.Type != "CERTIFICATE" || len(certs) == maxChainCerts {
+		if !bytes.HasPrefix(rest, []byte("-----BEGIN ")) {
+			return nil, errBadCertHeader
+		}
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil || block.Type != "CERTIFICATE" || len(block.Headers) != 0 || len(certs) == maxChainCerts {
 			return nil, errBadCertHeader
 		}
 		c, err := x509.ParseCertificate(block.Bytes)
@@ -61,7 +75,7 @@ func parsePEMCerts(encoded string) ([]*x509.Certificate, error) {
 		}
 		certs = append(certs, c)
 	}
-	if len(certs) == 0 || len(bytes.TrimSpace(rest)) != 0 {
+	if len(certs) == 0 {
 		return nil, errBadCertHeader
 	}
 	return certs, nil
@@ -71,27 +85,47 @@ func parsePEMCerts(encoded string) ([]*x509.Certificate, error) {
 // carried a certificate at all, and an error for a malformed one.
 
 // extractHeader reads a header holding one URL-encoded PEM bundle (the
-// ALB headers).
-func extractHeader(name string) func(http.Header) ([]*x509.Certificate, bool, error) {
+// ALB headers): exactly one value, without a raw ',' (the ALB's
+// URL-encoded PEM never has one; a comma is how two values are joined),
+// and, for the leaf header (leafOnly), exactly one certificate.
+func extractHeader(name string, leafOnly bool) func(http.Header) ([]*x509.Certificate, bool, error) {
 	return func(h http.Header) ([]*x509.Certificate, bool, error) {
-		v := h.Get(name)
-		if v == "" {
-			return nil, false, nil
+		v, found, err := singleValue(h, name)
+		if !found || err != nil {
+			return nil, found, err
+		}
+		if strings.IndexByte(v, ',') >= 0 {
+			return nil, true, errCommaInCertHeader
 		}
 		certs, err := parsePEMCerts(v)
+		if err == nil && leafOnly && len(certs) != 1 {
+			return nil, true, errMultipleLeafCerts
+		}
 		return certs, true, err
 	}
+}
+
+// singleValue is the one value of header name; a second value (even an
+// empty one) is refused.
+func singleValue(h http.Header, name string) (string, bool, error) {
+	vals := h[name]
+	switch {
+	case len(vals) > 1:
+		return "", true, errDuplicateCertHeader
+	case len(vals) == 0 || vals[0] == "":
+		return "", false, nil
+	}
+	return vals[0], true, nil
 }
 
 // extractXFCC reads the last XFCC element: with SANITIZE_SET there is only
 // one, and with APPEND_FORWARD the last is the one our edge added (earlier
 // ones came from the client side and are not trusted).
 func extractXFCC(h http.Header) ([]*x509.Certificate, bool, error) {
-	vals := h.Values(headerXFCC)
-	if len(vals) == 0 {
-		return nil, false, nil
+	v, found, err := singleValue(h, headerXFCC)
+	if !found || err != nil {
+		return nil, found, err
 	}
-	v := strings.Join(vals, ",")
 	elems, err := parseXFCC(v)
 	if err != nil {
 		return nil, true, errBadCertHeader
@@ -133,13 +167,47 @@ type certMode struct {
 }
 
 var certModes = map[string]certMode{
-	CertHeadersALBPassthrough: {headerALBChain, extractHeader(headerALBChain)},
-	CertHeadersALBVerify:      {headerALBLeaf, extractHeader(headerALBLeaf)},
+	CertHeadersALBPassthrough: {headerALBChain, extractHeader(headerALBChain, false)},
+	CertHeadersALBVerify:      {headerALBLeaf, extractHeader(headerALBLeaf, true)},
 	CertHeadersXFCC:           {headerXFCC, extractXFCC},
 }
 
 // certHeaders is every certificate header of every mode.
 var certHeaders = []string{headerALBChain, headerALBLeaf, headerXFCC}
+
+// certModeFor is the mode's reader, under the stack's own header name when
+// one is set (alb-* modes only; Validate checks).
+func certModeFor(mode, name string) certMode {
+	m := certModes[mode]
+	if name == "" {
+		return m
+	}
+	name = http.CanonicalHeaderKey(name)
+	return certMode{header: name, extract: extractHeader(name, mode == CertHeadersALBVerify)}
+}
+
+// validHeaderName: a renamed certificate header is an HTTP token of 16 to
+// 64 letters, digits and dashes, not one of the default names, and only
+// in an ALB mode (Envoy's XFCC is sanitised, not renamed).
+func validHeaderName(name, mode string) error {
+	if name == "" {
+		return nil
+	}
+	if mode != CertHeadersALBPassthrough && mode != CertHeadersALBVerify {
+		return fmt.Errorf("--client-cert-header-name is for the ALB modes (alb-passthrough, alb-verify), not %q", mode)
+	}
+	ok := len(name) >= 16 && len(name) <= 64
+	for _, r := range name {
+		ok = ok && (r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+	}
+	for _, d := range certHeaders {
+		ok = ok && !strings.EqualFold(name, d)
+	}
+	if !ok {
+		return errors.New("--client-cert-header-name must be 16 to 64 letters, digits and dashes, and not a default certificate header name")
+	}
+	return nil
+}
 
 // certAuth authenticates callers by forwarded client certificate.
 type certAuth struct {
@@ -197,7 +265,12 @@ func firstExpiry(file string) (time.Time, error) {
 	return first, nil
 }
 
-func (c *certAuth) present(h http.Header) bool { return h.Get(c.mode.header) != "" }
+// present: the mode's header was sent with a value (or twice, which
+// authenticate refuses).
+func (c *certAuth) present(h http.Header) bool {
+	vals := h[c.mode.header]
+	return len(vals) > 1 || (len(vals) == 1 && vals[0] != "")
+}
 
 // foreignHeader reports a certificate header the mode's edge never sets:
 // the client sent it, hoping we would read it (e.g. X-Amzn-Mtls-Clientcert
@@ -222,15 +295,19 @@ func (c *certAuth) authenticate(h http.Header) (*principal, string, string) {
 	if c.foreignHeader(h) {
 		return nil, "", reasonForeignCertHeader
 	}
+	vals := h[c.mode.header]
+	if len(vals) > 1 { // before the cache: its key is one value
+		return nil, "", reasonDuplicateCertHeader
+	}
 	now := c.now()
-	key := cacheKey(strings.Join(h.Values(c.mode.header), ","))
+	key := cacheKey(h.Get(c.mode.header))
 	if r, ok := c.cache.get(key, now); ok {
 		return r.p, r.subject, ""
 	}
 	chain, found, err := c.mode.extract(h)
 	switch {
 	case err != nil:
-		return nil, "", reasonBadClientCert
+		return nil, "", certErrorReason(err)
 	case !found:
 		return nil, "", reasonMissingCredentials
 	}
@@ -261,13 +338,30 @@ func (c *certAuth) authenticate(h http.Header) (*principal, string, string) {
 		return nil, subject, reasonCertNotCurrent
 	}
 	p := newPrincipal(id, reasonAllowClientCert, subject)
-	// Reuse the result no longer than the verified chain stays valid.
-	exp := now.Add(maxCacheLife)
+	// Neither the cached result nor a minted token outlives the chain.
+	p.notAfter = chains[0][0].NotAfter
 	for _, ch := range chains[0] {
-		if ch.NotAfter.Before(exp) {
-			exp = ch.NotAfter
+		if ch.NotAfter.Before(p.notAfter) {
+			p.notAfter = ch.NotAfter
 		}
+	}
+	exp := now.Add(maxCacheLife)
+	if p.notAfter.Before(exp) {
+		exp = p.notAfter
 	}
 	c.cache.put(key, certResult{p: p, subject: subject}, exp)
 	return p, subject, ""
+}
+
+// certErrorReason is the refusal reason of an extractor error.
+func certErrorReason(err error) string {
+	switch {
+	case errors.Is(err, errDuplicateCertHeader):
+		return reasonDuplicateCertHeader
+	case errors.Is(err, errCommaInCertHeader):
+		return reasonCertHeaderComma
+	case errors.Is(err, errMultipleLeafCerts):
+		return reasonMultipleLeafCerts
+	}
+	return reasonBadClientCert
 }

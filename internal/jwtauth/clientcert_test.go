@@ -6,11 +6,14 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // paymentsCert issues a leaf whose subject is the configured client, with
@@ -249,5 +252,85 @@ func TestClientCertPinning(t *testing.T) {
 	// During a renewal both may be pinned.
 	if st, _, _ := pinned(stolen, current).check("/api/payments", map[string]string{headerXFCC: xfccCert(stolen)}); st != 200 {
 		t.Fatalf("two pins: %d", st)
+	}
+}
+
+// doHeader sends a check or a /token form with headers that may repeat.
+func (e *env) doHeader(path string, h http.Header, form url.Values) (int, string) {
+	e.t.Helper()
+	method, body := http.MethodGet, ""
+	if form != nil {
+		method, body = http.MethodPost, form.Encode()
+		h.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	req, err := http.NewRequest(method, e.ts.URL+path, strings.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header = h
+	resp, err := e.ts.Client().Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestClientCertOneCertificateOneHeader: a second value of the mode's
+// header, two certificates joined by a comma, or a second certificate in
+// the leaf header used to authenticate as the first certificate's client
+// (h.Get reads the first value, the PEM parser skipped text between
+// certificates and took chain[0] as the leaf). Each is refused with its
+// own reason on the check and on the client_certificate grant, counted and
+// audited; the edge's single header still works.
+func TestClientCertOneCertificateOneHeader(t *testing.T) {
+	e := newEnv(t, nil)
+	good := paymentsCert(t, e.ca, time.Time{}, time.Time{}, x509.ExtKeyUsageClientAuth)
+	intruder := e.ca.issue(t, "intruder", time.Time{}, time.Time{}, x509.ExtKeyUsageClientAuth)
+	leaf, chain := albEncode(certPEM(good)), albEncode(certPEM(good, e.ca.cert))
+	two := func(name, a, b string) http.Header { return http.Header{name: {a, b}} }
+	one := func(name, v string) http.Header { return http.Header{name: {v}} }
+	cases := []struct {
+		name, mode string
+		hdr        http.Header
+		reason     string
+	}{
+		{"two -Leaf values, trusted first", CertHeadersALBVerify, two(headerALBLeaf, leaf, albEncode(certPEM(intruder))), reasonDuplicateCertHeader},
+		{"two -Leaf values, same cert", CertHeadersALBVerify, two(headerALBLeaf, leaf, leaf), reasonDuplicateCertHeader},
+		{"-Leaf then an empty value", CertHeadersALBVerify, two(headerALBLeaf, leaf, ""), reasonDuplicateCertHeader},
+		{"-Leaf joined by a comma", CertHeadersALBVerify, one(headerALBLeaf, leaf+","+albEncode(certPEM(intruder))), reasonCertHeaderComma},
+		{"two certificates in -Leaf", CertHeadersALBVerify, one(headerALBLeaf, albEncode(certPEM(good, intruder))), reasonMultipleLeafCerts},
+		{"two chain values", CertHeadersALBPassthrough, two(headerALBChain, chain, albEncode(certPEM(intruder, e.ca.cert))), reasonDuplicateCertHeader},
+		{"chains joined by a comma", CertHeadersALBPassthrough, one(headerALBChain, chain+","+chain), reasonCertHeaderComma},
+		{"text between chain certificates", CertHeadersALBPassthrough, one(headerALBChain, albEncode(certPEM(good)+"x\n"+certPEM(e.ca.cert))), reasonBadClientCert},
+		{"two XFCC values", CertHeadersXFCC, two(headerXFCC, xfccCert(good), xfccCert(good)), reasonDuplicateCertHeader},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e.setCertMode(c.mode)
+			// The first value alone is accepted (and cached): the refusal
+			// below must not come from a cold cache.
+			if m := certModes[c.mode]; c.reason == reasonDuplicateCertHeader {
+				if st, body := e.doHeader("/auth/api/payments", one(m.header, c.hdr[m.header][0]), nil); st != 200 {
+					t.Fatalf("first value alone: %d %s", st, body)
+				}
+			}
+			before := testutil.ToFloat64(e.srv.metrics.decisions.WithLabelValues("deny", c.reason))
+			st, body := e.doHeader("/auth/api/payments", c.hdr.Clone(), nil)
+			if st != 401 || !strings.Contains(body, `"reason":"`+c.reason+`"`) {
+				t.Fatalf("check: %d %s, want 401 %s", st, body, c.reason)
+			}
+			if got := testutil.ToFloat64(e.srv.metrics.decisions.WithLabelValues("deny", c.reason)); got != before+1 {
+				t.Errorf("not counted: %v -> %v", before, got)
+			}
+			st, body = e.doHeader("/token", c.hdr.Clone(), url.Values{"grant_type": {GrantClientCert}})
+			if st != 400 || !strings.Contains(body, "invalid_grant") {
+				t.Fatalf("grant: %d %s, want 400 invalid_grant", st, body)
+			}
+			if !strings.Contains(e.logs.String(), `"msg":"token","request_id"`) || !strings.Contains(e.logs.String(), `"reason":"`+c.reason+`","status":400`) {
+				t.Errorf("grant refusal not audited with %s", c.reason)
+			}
+		})
 	}
 }

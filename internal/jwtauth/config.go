@@ -74,6 +74,13 @@ type Config struct {
 	// is believed (alb-passthrough, alb-verify or xfcc); required with
 	// ClientsFile. Only the edge may set it.
 	ClientCertHeaders string
+	// ClientCertHeaderName, in an alb-* mode, is the name the stack's ALB
+	// gives its certificate header instead of the default (listener
+	// attribute routing.http.request.x_amzn_mtls_clientcert*.header_name):
+	// a secret, so that no client can send the header jwt-auth believes,
+	// whatever the ALB does with client copies. The default names are then
+	// refused like any foreign certificate header.
+	ClientCertHeaderName string
 	// TrustedHops is how many proxies in front of us append to
 	// X-Forwarded-For; the source address for throttling is the entry that
 	// many places from the right. 0 means use the TCP peer (RemoteAddr).
@@ -89,6 +96,12 @@ type Config struct {
 	ShutdownTimeout time.Duration
 
 	Throttle ThrottleConfig
+
+	// MemoryLimit is the memory jwt-auth may use (default 256 MiB, the
+	// pod's limit); the connection and request limits derive from it
+	// (LimitsFor) unless Limits sets them.
+	MemoryLimit int64
+	Limits      Limits
 
 	// TokenCacheSize bounds the verified-token cache (default 10000,
 	// negative disables it).
@@ -108,6 +121,10 @@ type ThrottleConfig struct {
 	IPBurst      int           // default 20
 	IPInterval   time.Duration // default 1s
 	MaxEntries   int           // per map, default 10000
+	// IPv6Prefix is the prefix length an IPv6 source is throttled by
+	// (default 64): one host holds a whole /64, so per-address buckets
+	// would give it 2^64 of them.
+	IPv6Prefix int
 
 	// Password hashing (bcrypt) across all sources: at most MaxHashes at
 	// once (default half the CPUs, at least one, so checks keep the other
@@ -161,6 +178,9 @@ func (c *Config) setDefaults() {
 	if t.MaxEntries == 0 {
 		t.MaxEntries = 10000
 	}
+	if t.IPv6Prefix == 0 {
+		t.IPv6Prefix = 64
+	}
 	if t.MaxHashes == 0 {
 		t.MaxHashes = max(1, runtime.GOMAXPROCS(0)/2)
 	}
@@ -175,6 +195,16 @@ func (c *Config) setDefaults() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.MemoryLimit == 0 {
+		c.MemoryLimit = DefaultMemoryLimit
+	}
+	derived := LimitsFor(c.MemoryLimit)
+	if c.Limits.MaxConnections == 0 {
+		c.Limits.MaxConnections = derived.MaxConnections
+	}
+	if c.Limits.MaxRequests == 0 {
+		c.Limits.MaxRequests = derived.MaxRequests
 	}
 }
 
@@ -198,6 +228,9 @@ func (c *Config) Validate() error {
 	if _, known := certModes[c.ClientCertHeaders]; c.ClientsFile != "" && !known {
 		return fmt.Errorf("--client-cert-headers %q: with --clients give the header your edge sets: alb-passthrough, alb-verify or xfcc", c.ClientCertHeaders)
 	}
+	if err := validHeaderName(c.ClientCertHeaderName, c.ClientCertHeaders); err != nil {
+		return err
+	}
 	oidcSet := 0
 	for _, v := range []string{c.OIDCIssuer, c.OIDCAudience, c.OIDCJWKSURL} {
 		if v != "" {
@@ -210,12 +243,21 @@ func (c *Config) Validate() error {
 	if oidcSet == 3 && c.UsersFile == "" {
 		return errors.New("--oidc-* needs --users: upstream subjects are mapped to users by oidc_subject")
 	}
+	if c.MemoryLimit < MinMemoryLimit {
+		return fmt.Errorf("--memory-limit %d MiB is too small: jwt-auth needs at least %d MiB (give the pod's memory limit)", c.MemoryLimit>>20, MinMemoryLimit>>20)
+	}
+	if c.Limits.MaxConnections < 1 || c.Limits.MaxRequests < 1 {
+		return errors.New("connection and request limits must be positive")
+	}
 	if c.TrustedHops < 0 {
 		return errors.New("--trusted-hops must be >= 0")
 	}
 	t := c.Throttle
 	if t.UserBurst < 1 || t.IPBurst < 1 || t.UserInterval <= 0 || t.IPInterval <= 0 || t.MaxEntries < 1 {
 		return errors.New("login throttle settings must be positive")
+	}
+	if t.IPv6Prefix < 32 || t.IPv6Prefix > 128 {
+		return fmt.Errorf("--login-ipv6-prefix %d must be between 32 and 128 (64: one bucket per /64, what one host is given)", t.IPv6Prefix)
 	}
 	if t.MaxHashes < 1 || t.MaxHashQueue < 0 || t.MaxHashWait <= 0 || t.MaxLoginRate < 1 {
 		return errors.New("--login-max-hashes and --login-max-rate must be positive")

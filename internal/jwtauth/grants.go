@@ -70,6 +70,8 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case errors.Is(err, errNoSigningKey):
 			out = refuse(http.StatusServiceUnavailable, "temporarily_unavailable", "no signing key loaded", "no_signing_key")
+		case errors.Is(err, errBadIdentity):
+			out = refuse(http.StatusBadRequest, "invalid_grant", "identity cannot be put in a token", "bad_identity")
 		case err != nil:
 			out = refuse(http.StatusInternalServerError, "server_error", "could not sign token", "sign_error")
 		default:
@@ -109,7 +111,7 @@ func (s *Server) grant(w http.ResponseWriter, r *http.Request) grantOutcome {
 	grant := form.Get("grant_type")
 	now := s.cfg.Now()
 	// Every grant spends from the source address bucket before any work.
-	if ok, wait := s.ipLimits.allow(sourceAddr(r, s.cfg.TrustedHops), now); !ok {
+	if ok, wait := s.ipLimits.allow(sourceBucket(sourceAddr(r, s.cfg.TrustedHops), s.cfg.Throttle.IPv6Prefix), now); !ok {
 		s.metrics.throttle(throttleSource)
 		return throttled(grant, wait)
 	}
@@ -178,7 +180,9 @@ func (s *Server) clientCertGrant(r *http.Request) grantOutcome {
 		out.certSubject = subject
 		return out
 	}
-	return grantOutcome{id: p.ident, certSubject: subject}
+	id := *p.ident // the token expires with the certificate
+	id.NotAfter = p.notAfter
+	return grantOutcome{id: &id, certSubject: subject}
 }
 
 func (s *Server) exchangeGrant(r *http.Request, subjectToken, tokenType string) grantOutcome {

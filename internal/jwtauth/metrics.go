@@ -45,6 +45,7 @@ var (
 		reasonBadAudience, reasonMissingClaim, reasonInvalidClaims, reasonBadPath, reasonPathNotAllowed,
 		reasonOriginNotAllowed, reasonBadClientCert, reasonUntrustedCert, reasonExpiredCert,
 		reasonClientNotAllowed, reasonForeignCertHeader, reasonCertNotCurrent, reasonNonCanonicalSig, reasonLifetimeTooLong,
+		reasonDuplicateCertHeader, reasonCertHeaderComma, reasonMultipleLeafCerts,
 	}
 	grantLabels = []string{GrantPassword, GrantClientCert, GrantTokenExchange, "other", ""}
 	// throttleLimits are the label values of jwt_auth_login_throttled_total.
@@ -123,7 +124,7 @@ func newMetrics() *metrics {
 	for _, l := range throttleLimits {
 		m.throttled.WithLabelValues(l)
 	}
-	for _, r := range []string{"bad_credentials", "throttled", "busy"} {
+	for _, r := range []string{"bad_credentials", "throttled", "busy", reasonOverloaded} {
 		m.refusals.WithLabelValues(r)
 	}
 	m.reg.MustRegister(m.decisions, m.grants, m.minted, latency, m.keys, m.reloads, m.refusals, m.throttled, m.clientCANotAfter,

@@ -26,17 +26,21 @@ type oidcVerifier struct {
 	now     func() time.Time
 	parser  *jwt.Parser
 
-	mu        sync.Mutex
-	keys      map[string]jose.JSONWebKey
-	fetched   time.Time // last successful fetch
-	attempted time.Time // last attempt, to rate-limit refetches on unknown kid
+	mu      sync.Mutex
+	keys    map[string]jose.JSONWebKey
+	fetched time.Time // last successful fetch: opens the refetch window
+	failed  time.Time // last failed fetch: a short back-off only
 }
 
 const (
 	maxJWKSBytes     = 1 << 20
 	maxIDTokenBytes  = 16 << 10
 	minRefetchPeriod = 10 * time.Second
-	minRSABits       = 2048
+	// retryAfterFailure spaces fetches while the upstream fails, so an
+	// outage past the cache TTL does not cost every exchange a timeout; it
+	// is short because a failure leaves nothing new to wait for.
+	retryAfterFailure = time.Second
+	minRSABits        = 2048
 )
 
 func newOIDCVerifier(cfg *Config) *oidcVerifier {
@@ -69,17 +73,24 @@ func (o *oidcVerifier) verify(ctx context.Context, tok string) (string, error) {
 }
 
 // key finds the verification key for kid, refreshing the JWKS when it is
-// stale or the kid is new (upstream rotated), at most every 10 s.
+// stale or the kid is new (upstream rotated): at most every 10 s after a
+// successful fetch, every second while fetches fail. The fetch does not
+// run on the caller's context: a caller who sends an unknown kid and hangs
+// up must not cancel the fetch and so spend the window for everyone (no
+// exchange would then work for 10 s, and a new replica would never load
+// the JWKS).
 func (o *oidcVerifier) key(ctx context.Context, kid, alg string) (any, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	now := o.now()
 	k, ok := o.lookup(kid)
 	stale := now.Sub(o.fetched) > o.ttl
-	if (!ok || stale) && now.Sub(o.attempted) >= minRefetchPeriod {
-		o.attempted = now
-		if err := o.fetch(ctx); err != nil && o.keys == nil {
-			return nil, err
+	if (!ok || stale) && o.mayFetch(now) {
+		if err := o.fetch(context.WithoutCancel(ctx)); err != nil {
+			o.failed = now
+			if o.keys == nil {
+				return nil, err
+			}
 		}
 		k, ok = o.lookup(kid)
 	}
@@ -105,6 +116,13 @@ func (o *oidcVerifier) key(ctx context.Context, kid, alg string) (any, error) {
 		return nil, fmt.Errorf("upstream key %q has unsupported type %T", kid, k.Key)
 	}
 	return k.Key, nil
+}
+
+// mayFetch: the last success is older than the refetch window and the
+// last failure older than the back-off.
+func (o *oidcVerifier) mayFetch(now time.Time) bool {
+	return (o.fetched.IsZero() || now.Sub(o.fetched) >= minRefetchPeriod) &&
+		(o.failed.IsZero() || now.Sub(o.failed) >= retryAfterFailure)
 }
 
 // lookup finds kid; a token without kid may use the only key there is.

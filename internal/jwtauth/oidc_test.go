@@ -1,6 +1,7 @@
 package jwtauth
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -207,5 +209,116 @@ func TestTokenExchangeJWKSDown(t *testing.T) {
 	up.failing.Store(true)
 	if st, m, _ := e.tokenReq(exchangeForm(up.sign(t, up.claims("upstream-alice"), "RS256")), nil); st != 400 || m["error"] != "invalid_grant" {
 		t.Fatalf("JWKS down: %d %v", st, m)
+	}
+}
+
+// hangUp sends an exchange with tok and hangs up as soon as jwt-auth has
+// asked the upstream for its JWKS (or after 20 ms when wait is false): the
+// attack on the refetch window.
+func (e *env) hangUp(t *testing.T, up *upstream, tok string, wait bool) {
+	t.Helper()
+	select { // drop a stale signal
+	case <-up.requested:
+	default:
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.ts.URL+"/token", strings.NewReader(exchangeForm(tok).Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if resp, err := e.ts.Client().Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	if !wait {
+		time.Sleep(20 * time.Millisecond)
+	} else {
+		select {
+		case <-up.requested:
+		case <-time.After(5 * time.Second):
+			t.Fatal("jwt-auth never fetched the JWKS")
+		}
+	}
+	cancel()
+	<-done
+}
+
+// TestTokenExchangeNotStalledByHangUps: an exchange with an unknown kid,
+// hung up at once, used to cancel the JWKS fetch and still spend the 10 s
+// refetch window, so every exchange failed until it reopened (a new
+// replica never loaded the JWKS; an upstream key rotation was never seen).
+// Now the fetch completes whoever hangs up, and the exchange keeps working
+// while the attack runs.
+func TestTokenExchangeNotStalledByHangUps(t *testing.T) {
+	e, up := oidcEnv(t)
+	up.delay = 100 * time.Millisecond
+	stranger, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	attack := jwt.NewWithClaims(jwt.SigningMethodES256, up.claims("upstream-alice"))
+	attack.Header["kid"] = "no-such-kid"
+	attackTok, err := attack.SignedString(stranger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A fresh replica: the attacker comes first.
+	e.hangUp(t, up, attackTok, true)
+	if st, m, _ := e.tokenReq(exchangeForm(up.sign(t, up.claims("upstream-alice"), "RS256")), nil); st != 200 {
+		t.Fatalf("exchange after a hung-up fetch on a fresh replica: %d %v", st, m)
+	}
+	// The upstream rotates; the attacker hangs up on the refetch the new
+	// kid would need.
+	nk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	up.mu.Lock()
+	up.keys["ec-2"] = nk
+	up.mu.Unlock()
+	e.clk.advance(11 * time.Second)
+	e.hangUp(t, up, attackTok, true)
+	if st, m, _ := e.tokenReq(exchangeForm(up.signWith(t, up.claims("upstream-alice"), "ec-2")), nil); st != 200 {
+		t.Fatalf("rotated key after a hung-up refetch: %d %v", st, m)
+	}
+	// Exchanges keep working while hang-ups go on, each window.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				e.hangUp(t, up, attackTok, false)
+			}
+		}
+	}()
+	for i := range 10 {
+		e.clk.advance(11 * time.Second)
+		if st, m, _ := e.tokenReq(exchangeForm(up.sign(t, up.claims("upstream-alice"), "ES256")), nil); st != 200 {
+			t.Errorf("exchange %d during the attack: %d %v", i, st, m)
+		}
+	}
+	close(stop)
+	wg.Wait()
+}
+
+// TestTokenExchangeFailedFetchBacksOffBriefly: a failed JWKS fetch no
+// longer closes the 10 s refetch window, only a 1 s back-off, so the
+// upstream coming back is seen within a second.
+func TestTokenExchangeFailedFetchBacksOffBriefly(t *testing.T) {
+	e, up := oidcEnv(t)
+	tok := up.sign(t, up.claims("upstream-alice"), "RS256")
+	up.failing.Store(true)
+	if st, _, _ := e.tokenReq(exchangeForm(tok), nil); st != 400 {
+		t.Fatalf("JWKS down: %d", st)
+	}
+	up.failing.Store(false)
+	n := up.fetches.Load()
+	if st, _, _ := e.tokenReq(exchangeForm(tok), nil); st != 400 || up.fetches.Load() != n {
+		t.Fatalf("refetched within the back-off: %d, %d fetches", st, up.fetches.Load()-n)
+	}
+	e.clk.advance(time.Second)
+	if st, m, _ := e.tokenReq(exchangeForm(tok), nil); st != 200 {
+		t.Fatalf("upstream back, 1 s later: %d %v", st, m)
 	}
 }

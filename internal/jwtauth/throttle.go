@@ -4,6 +4,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -89,6 +90,21 @@ func sourceAddr(r *http.Request, trustedHops int) string {
 		return r.RemoteAddr
 	}
 	return host
+}
+
+// sourceBucket is the throttle key of a source address: IPv4 addresses
+// alone, IPv6 addresses by their first v6Prefix bits (a /64 is one host's
+// or one subnet's, and every address in it would otherwise have a bucket).
+func sourceBucket(addr string, v6Prefix int) string {
+	a, err := netip.ParseAddr(addr)
+	if err != nil || a.Is4() || a.Is4In6() {
+		return addr
+	}
+	p, err := a.WithZone("").Prefix(v6Prefix)
+	if err != nil {
+		return addr
+	}
+	return p.String()
 }
 
 func (l *limiterMap) len() int {

@@ -25,6 +25,9 @@ type Identity struct {
 	Permissions []string
 	Services    []string
 	Origins     []string
+	// NotAfter, when set, caps the token's exp: a client certificate's
+	// token must not outlive the certificate.
+	NotAfter time.Time
 }
 
 // principal is a verified caller on the check path, shaped for a fast
@@ -37,6 +40,7 @@ type principal struct {
 	certSubject string
 	via         string    // reasonAllowToken or reasonAllowClientCert
 	ident       *Identity // what it was built from
+	notAfter    time.Time // client certificate: the verified chain's first expiry
 }
 
 func newPrincipal(id *Identity, via, certSubject string) *principal {
@@ -51,15 +55,47 @@ func newPrincipal(id *Identity, via, certSubject string) *principal {
 	}
 }
 
-var errNoSigningKey = errors.New("no signing key loaded")
+var (
+	errNoSigningKey = errors.New("no signing key loaded")
+	errBadIdentity  = errors.New("identity has an empty or relative service prefix, or a permission with a comma")
+)
 
-// mint signs a token for id with the current signing key.
+// mintable: every service an absolute path prefix (an empty one would
+// admit every path), no permission with a comma (X-User-Permissions joins
+// them with commas). The files are checked at load; this guards the
+// signing key against any other way in.
+func mintable(id *Identity) bool {
+	for _, sv := range id.Services {
+		if !strings.HasPrefix(sv, "/") {
+			return false
+		}
+	}
+	for _, p := range id.Permissions {
+		if p == "" || strings.ContainsRune(p, ',') {
+			return false
+		}
+	}
+	return true
+}
+
+// mint signs a token for id with the current signing key; it expires
+// after the TTL or at id.NotAfter, whichever is first.
 func (s *Server) mint(id *Identity) (string, time.Duration, error) {
 	ks := s.keys.current()
 	if ks.signKey == nil {
 		return "", 0, errNoSigningKey
 	}
+	if !mintable(id) {
+		return "", 0, errBadIdentity
+	}
 	now := s.cfg.Now().Truncate(time.Second)
+	ttl := s.cfg.TokenTTL
+	if !id.NotAfter.IsZero() {
+		ttl = min(ttl, id.NotAfter.Truncate(time.Second).Sub(now))
+		if ttl <= 0 {
+			return "", 0, errBadIdentity
+		}
+	}
 	var jti [16]byte
 	if _, err := rand.Read(jti[:]); err != nil {
 		return "", 0, err
@@ -71,7 +107,7 @@ func (s *Server) mint(id *Identity) (string, time.Duration, error) {
 			Subject:   id.ID,
 			IssuedAt:  jwt.NewNumericDate(now),
 			NotBefore: jwt.NewNumericDate(now),
-			ExpiresAt: jwt.NewNumericDate(now.Add(s.cfg.TokenTTL)),
+			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
 			ID:        base64.RawURLEncoding.EncodeToString(jti[:]),
 		},
 		Permissions: nonNil(id.Permissions),
@@ -81,7 +117,7 @@ func (s *Server) mint(id *Identity) (string, time.Duration, error) {
 	t := jwt.NewWithClaims(jwt.SigningMethodES256, c)
 	t.Header["kid"] = ks.signKID
 	signed, err := t.SignedString(ks.signKey)
-	return toLowS(signed), s.cfg.TokenTTL, err
+	return toLowS(signed), ttl, err
 }
 
 func nonNil(s []string) []string {
@@ -194,8 +230,11 @@ func (v *tokenVerifier) verify(tok string) (*principal, string) {
 	if claims.ExpiresAt.Sub(claims.IssuedAt.Time) > v.maxLifetime {
 		return nil, reasonLifetimeTooLong
 	}
-	p := newPrincipal(&Identity{ID: claims.Subject, Permissions: claims.Permissions,
-		Services: claims.Services, Origins: claims.Origins}, reasonAllowToken, "")
+	id := &Identity{ID: claims.Subject, Permissions: claims.Permissions, Services: claims.Services, Origins: claims.Origins}
+	if !mintable(id) { // e.g. services: [""], which would admit every path
+		return nil, reasonInvalidClaims
+	}
+	p := newPrincipal(id, reasonAllowToken, "")
 	exp := claims.ExpiresAt.Add(Leeway)
 	if limit := now.Add(maxCacheLife); exp.After(limit) {
 		exp = limit

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"path"
@@ -43,7 +44,8 @@ type usersFile struct {
 	Users []UserEntry `json:"users"`
 }
 
-// userDB is the loaded --users file.
+// userDB is the loaded --users file. Every password hash has the same
+// bcrypt cost (sameCost), and so has dummyHash.
 type userDB struct {
 	byName map[string]*userRecord
 	byOIDC map[string]*userRecord
@@ -127,6 +129,7 @@ func parseUsers(data []byte, source string) (*userDB, int, error) {
 	}
 	db := &userDB{byName: map[string]*userRecord{}, byOIDC: map[string]*userRecord{}}
 	maxCost := bcrypt.MinCost
+	costs := map[int][]string{} // bcrypt cost -> users hashed at it
 	for i, u := range f.Users {
 		where := fmt.Sprintf("%s: user #%d (%q)", source, i+1, clip(u.Username, 64))
 		rec, cost, err := u.record()
@@ -142,10 +145,31 @@ func parseUsers(data []byte, source string) (*userDB, int, error) {
 			}
 			db.byOIDC[sub] = rec
 		}
+		if rec.hash != nil {
+			costs[cost] = append(costs[cost], clip(u.Username, 64))
+		}
 		maxCost = max(maxCost, cost)
 		db.byName[u.Username] = rec
 	}
+	if err := sameCost(costs, maxCost); err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", source, err)
+	}
 	return db, maxCost, nil
+}
+
+// sameCost refuses users hashed at different bcrypt costs: a wrong password
+// for a cheap user answers faster than one for a dear user or an unknown
+// user (compared against a dummy hash), which tells which usernames exist.
+func sameCost(costs map[int][]string, maxCost int) error {
+	if len(costs) <= 1 {
+		return nil
+	}
+	var parts []string
+	for _, c := range slices.Sorted(maps.Keys(costs)) {
+		parts = append(parts, fmt.Sprintf("cost %d: %s", c, strings.Join(costs[c], ", ")))
+	}
+	return fmt.Errorf("password hashes use different bcrypt costs (%s); a wrong password would answer faster for some users than for others or for unknown users, which tells which usernames exist. Re-hash every password at one cost, e.g. printf '%%s\\n' \"$PW\" | jwt-auth hash-password -cost %d",
+		strings.Join(parts, "; "), maxCost)
 }
 
 func (u *UserEntry) oidcSubject() string {
