@@ -375,6 +375,8 @@ func (a *AuthServiceArgs) authArgs() []string {
 		"--token-ttl=" + a.TokenTTL,
 		fmt.Sprintf("--trusted-hops=%d", AuthTrustedHops(a.BehindALB)),
 		"--shutdown-timeout=" + authShutdownTimeout.String(),
+		// jwt-auth sizes its connection and request limits to the pod's memory limit.
+		fmt.Sprintf("--memory-limit=%dMi", authMemoryLimitMiB),
 	}
 	if a.Users != "" {
 		args = append(args, "--users="+authConfigDir+"/users/users.yaml")

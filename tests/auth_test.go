@@ -186,6 +186,8 @@ func TestAuthDeployment(t *testing.T) {
 			"--audience":         cfg.Hostname,
 			"--token-ttl":        cfg.Auth.TokenTTL,
 			"--shutdown-timeout": flags["--shutdown-timeout"],
+			// jwt-auth's connection and request limits are sized to the pod's memory limit.
+			"--memory-limit": str(resources["limits"].(map[string]any)["memory"]),
 			// An ALB and Envoy each append one X-Forwarded-For entry; without an ALB only Envoy does.
 			"--trusted-hops": "1",
 		}

@@ -105,6 +105,7 @@ func serve(args []string, stderr io.Writer) error {
 	fs.IntVar(&cfg.Throttle.MaxHashes, "login-max-hashes", 0, "password hashes (bcrypt) running at once (0: half of GOMAXPROCS, at least 1); twice as many more may wait 1 s, the rest get 503")
 	fs.IntVar(&cfg.Throttle.IPv6Prefix, "login-ipv6-prefix", 64, "IPv6 sources share one per-source bucket per prefix of this length (32-128)")
 	fs.IntVar(&cfg.Throttle.MaxLoginRate, "login-max-rate", 20, "password logins per second per replica, whatever their source; beyond it 503")
+	memLimit := fs.String("memory-limit", "256Mi", "memory jwt-auth may use (the pod's limit; bytes or Ki/Mi/Gi); connection and request limits derive from it, and GOMEMLIMIT defaults to 90 % of it")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -116,6 +117,10 @@ func serve(args []string, stderr io.Writer) error {
 		return err
 	}
 	cfg.TrustedHops, cfg.TrustedHopsSet = *hops, true
+	var err error
+	if cfg.MemoryLimit, err = jwtauth.ParseBytes(*memLimit); err != nil {
+		return fmt.Errorf("--memory-limit: %w", err)
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
@@ -128,6 +133,11 @@ func serve(args []string, stderr io.Writer) error {
 	// environment still wins.
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
+	}
+	// GOGC=400 lets the heap grow to five times what is live; the soft
+	// limit makes the collector work harder before the pod's limit.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(cfg.MemoryLimit / 10 * 9)
 	}
 	srv, err := jwtauth.New(cfg)
 	if err != nil {

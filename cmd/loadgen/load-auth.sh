@@ -12,6 +12,10 @@
 # production bcrypt cost 12 (p99 of the checks is the figure).
 # SCENARIO=long-usernames: 1,500 logins with 60 KiB usernames, from new
 # addresses; prints jwt-auth's live heap before and after.
+# SCENARIO=headers: checks while HEADER_FLOOD (4000) clients, each on its
+# own connection, send checks with 60 KiB of headers; jwt-auth runs with
+# MEMORY_LIMIT (256Mi, the pod's limit) and the run fails if its peak RSS
+# goes over it.
 set -eu
 BIN=${BIN:-bin}
 PORT=${PORT:-3901}
@@ -22,6 +26,8 @@ SERVER_PROCS=${SERVER_PROCS:-}
 CLIENT_PROCS=${CLIENT_PROCS:-1}
 SCENARIO=${SCENARIO:-checks}
 FLOOD=${FLOOD:-48}
+HEADER_FLOOD=${HEADER_FLOOD:-4000}
+MEMORY_LIMIT_MIB=${MEMORY_LIMIT_MIB:-256}
 BASE="http://127.0.0.1:$PORT"
 COST=10 HOPS=0
 case $SCENARIO in
@@ -50,7 +56,9 @@ users:
 YAML
 
 # The audit log goes to a file, as it would go to the container log.
-GOMAXPROCS=$SERVER_PROCS "$BIN/jwt-auth" --listen "127.0.0.1:$PORT" --signing-keys "$tmp/keys" \
+# (The memory limit goes by environment so that an older jwt-auth without
+# the flag can be driven by the same script.)
+JWT_AUTH_MEMORY_LIMIT=${MEMORY_LIMIT_MIB}Mi GOMAXPROCS=$SERVER_PROCS "$BIN/jwt-auth" --listen "127.0.0.1:$PORT" --signing-keys "$tmp/keys" \
 	--issuer https://auth.load.test --audience ztedge --users "$tmp/users.yaml" \
 	--trusted-hops "$HOPS" >"$tmp/audit.log" 2>&1 &
 pid=$!
@@ -68,6 +76,10 @@ flood)
 	echo "== cmd/loadgen, $CONCURRENCY check connections under a login flood of $FLOOD workers (bcrypt cost 12), $DURATION"
 	loadgen -duration "$DURATION" -flood "$FLOOD"
 	;;
+headers)
+	echo "== cmd/loadgen, $CONCURRENCY check connections while $HEADER_FLOOD clients send 60 KiB headers, $DURATION, limit ${MEMORY_LIMIT_MIB} MiB"
+	loadgen -duration "$DURATION" -header-flood "$HEADER_FLOOD" -header-bytes 61440 -pid "$pid" -rss-limit-mib "$MEMORY_LIMIT_MIB"
+	;;
 long-usernames)
 	echo "== baseline"
 	loadgen -duration 2s -heap
@@ -75,7 +87,7 @@ long-usernames)
 	loadgen -duration 2m -flood 8 -flood-requests 1500 -flood-username-bytes 61440 -heap # checks stop with the flood
 	;;
 *)
-	echo "SCENARIO must be checks, flood or long-usernames" >&2
+	echo "SCENARIO must be checks, flood, headers or long-usernames" >&2
 	exit 2
 	;;
 esac

@@ -52,6 +52,11 @@ type options struct {
 	floodRequests      int // stop the flood after this many logins
 	floodUsernameBytes int // pad every flood username to at least this length
 	heap               bool
+
+	headerFlood int   // clients sending big-header checks without credentials (0: none)
+	headerBytes int   // header bytes of each of their requests
+	pid         int   // jwt-auth's pid: report its peak RSS
+	rssLimitMiB int64 // fail when jwt-auth's peak RSS exceeds this
 }
 
 func main() {
@@ -72,6 +77,10 @@ func main() {
 	flag.IntVar(&o.floodRequests, "flood-requests", maxRequests, "stop the login flood after this many logins")
 	flag.IntVar(&o.floodUsernameBytes, "flood-username-bytes", 0, "pad flood usernames to this many bytes (at most 60 KiB)")
 	flag.BoolVar(&o.heap, "heap", false, "print jwt-auth's heap (from /metrics) after the run")
+	flag.IntVar(&o.headerFlood, "header-flood", 0, "clients, each on its own connection, sending checks without credentials with -header-bytes of headers during the run (at most 4096)")
+	flag.IntVar(&o.headerBytes, "header-bytes", 60<<10, "header bytes of each -header-flood request (at most 64 KiB)")
+	flag.IntVar(&o.pid, "pid", 0, "jwt-auth's process id: report its peak resident memory (VmHWM)")
+	flag.Int64Var(&o.rssLimitMiB, "rss-limit-mib", 0, "with -pid: fail if jwt-auth's peak resident memory exceeds this many MiB")
 	flag.Parse()
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(800) // keep the generator's own GC out of the latencies
@@ -121,6 +130,9 @@ func run(o options, out io.Writer) error {
 		o.floodUsernameBytes < 0 || o.floodUsernameBytes > maxFloodUsernameBytes {
 		return fmt.Errorf("-flood must be in [0, 1024], -flood-requests in (0, %d], -flood-username-bytes in [0, %d]", maxRequests, maxFloodUsernameBytes)
 	}
+	if o.headerFlood < 0 || o.headerFlood > maxHeaderFlood || o.headerBytes < 0 || o.headerBytes > maxHeaderBytes {
+		return fmt.Errorf("-header-flood must be in [0, %d], -header-bytes in [0, %d]", maxHeaderFlood, maxHeaderBytes)
+	}
 	conns := o.concurrency + o.flood
 	tr := &http.Transport{MaxIdleConns: conns, MaxIdleConnsPerHost: conns, DisableCompression: true}
 	client := &http.Client{Transport: tr, Timeout: 5 * time.Second}
@@ -138,6 +150,8 @@ func run(o options, out io.Writer) error {
 		_, err := fmt.Fprintln(out, o.token)
 		return err
 	}
+	hf := startHeaderFlood(client, base, o, out)
+	defer hf.stop()
 	// A flood bounded by -flood-requests also ends the checks: the run is
 	// about what happens while it lasts.
 	ctx, cancel := context.WithTimeout(context.Background(), o.duration)
@@ -160,6 +174,9 @@ func run(o options, out io.Writer) error {
 	res.print(out, o)
 	if floodRes != nil {
 		floodRes.print(out)
+	}
+	if err := hf.report(out); err != nil {
+		return err
 	}
 	if o.heap {
 		if err := printHeap(client, base, out); err != nil {

@@ -23,6 +23,7 @@ const (
 	reasonDuplicateCertHeader = "duplicate_client_cert_header"
 	reasonCertHeaderComma     = "client_cert_header_comma"
 	reasonMultipleLeafCerts   = "multiple_leaf_certs"
+	reasonOverloaded          = "overloaded" // /token 503: no request slot in time (limits.go)
 	reasonAllowToken          = "token"
 	reasonAllowClientCert     = "client_cert"
 	checkPrefix               = "/auth"

@@ -90,6 +90,12 @@ type Config struct {
 
 	Throttle ThrottleConfig
 
+	// MemoryLimit is the memory jwt-auth may use (default 256 MiB, the
+	// pod's limit); the connection and request limits derive from it
+	// (LimitsFor) unless Limits sets them.
+	MemoryLimit int64
+	Limits      Limits
+
 	// TokenCacheSize bounds the verified-token cache (default 10000,
 	// negative disables it).
 	TokenCacheSize int
@@ -183,6 +189,16 @@ func (c *Config) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.MemoryLimit == 0 {
+		c.MemoryLimit = DefaultMemoryLimit
+	}
+	derived := LimitsFor(c.MemoryLimit)
+	if c.Limits.MaxConnections == 0 {
+		c.Limits.MaxConnections = derived.MaxConnections
+	}
+	if c.Limits.MaxRequests == 0 {
+		c.Limits.MaxRequests = derived.MaxRequests
+	}
 }
 
 // Validate reports the first configuration error, naming the flag.
@@ -216,6 +232,12 @@ func (c *Config) Validate() error {
 	}
 	if oidcSet == 3 && c.UsersFile == "" {
 		return errors.New("--oidc-* needs --users: upstream subjects are mapped to users by oidc_subject")
+	}
+	if c.MemoryLimit < MinMemoryLimit {
+		return fmt.Errorf("--memory-limit %d MiB is too small: jwt-auth needs at least %d MiB (give the pod's memory limit)", c.MemoryLimit>>20, MinMemoryLimit>>20)
+	}
+	if c.Limits.MaxConnections < 1 || c.Limits.MaxRequests < 1 {
+		return errors.New("connection and request limits must be positive")
 	}
 	if c.TrustedHops < 0 {
 		return errors.New("--trusted-hops must be >= 0")

@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -372,4 +373,24 @@ func sign(t testing.TB, key *ecdsa.PrivateKey, kid string, c jwt.Claims) string 
 		t.Fatal(err)
 	}
 	return toLowS(s)
+}
+
+// serve runs the real Serve loop on a loopback port until the test ends
+// (which fails if Serve did) and returns its address.
+func (e *env) serve(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.srv.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	return ln.Addr().String()
 }

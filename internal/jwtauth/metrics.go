@@ -124,7 +124,7 @@ func newMetrics() *metrics {
 	for _, l := range throttleLimits {
 		m.throttled.WithLabelValues(l)
 	}
-	for _, r := range []string{"bad_credentials", "throttled", "busy"} {
+	for _, r := range []string{"bad_credentials", "throttled", "busy", reasonOverloaded} {
 		m.refusals.WithLabelValues(r)
 	}
 	m.reg.MustRegister(m.decisions, m.grants, m.minted, latency, m.keys, m.reloads, m.refusals, m.throttled, m.clientCANotAfter,

@@ -1,7 +1,6 @@
 package jwtauth
 
 import (
-	"context"
 	"io"
 	"net"
 	"net/http"
@@ -78,19 +77,8 @@ func TestMetricsListenerServesOnlyMetrics(t *testing.T) {
 	}
 	maddr := free()
 	e := newEnv(t, func(c *Config) { c.MetricsListen = maddr })
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.srv.Serve(ctx, ln) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	e.serve(t)
+	var err error
 	get := func(path string) (int, string) {
 		var resp *http.Response
 		for i := 0; ; i++ {

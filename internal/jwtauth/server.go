@@ -27,6 +27,8 @@ type Server struct {
 	ipLimits   *limiterMap
 	hashes     *hashGate
 	metrics    *metrics
+	gate       requestGate
+	limits     Limits
 	stopping   atomic.Bool
 }
 
@@ -37,7 +39,7 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics()}
+	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(), limits: cfg.Limits, gate: make(requestGate, cfg.Limits.MaxRequests)}
 	if s.log == nil {
 		s.log = slog.New(slog.NewJSONHandler(os.Stdout, nil))
 	}
@@ -79,7 +81,9 @@ func New(cfg Config) (*Server, error) {
 	ks := s.keys.current()
 	s.log.Info("starting", slog.String("signing_kid", ks.signKID), slog.Any("kids", ks.kids),
 		slog.Bool("password_grant", s.users != nil), slog.Bool("client_certificates", s.certs != nil),
-		slog.Bool("token_exchange", s.oidc != nil), slog.String("token_ttl", cfg.TokenTTL.String()))
+		slog.Bool("token_exchange", s.oidc != nil), slog.String("token_ttl", cfg.TokenTTL.String()),
+		slog.Int64("memory_limit_mib", cfg.MemoryLimit>>20), slog.Int("max_connections", cfg.Limits.MaxConnections),
+		slog.Int("max_requests", cfg.Limits.MaxRequests))
 	if len(ks.kids) == 0 {
 		s.log.Warn("no signing keys yet; /readyz reports not ready until one appears", slog.String("dir", cfg.SigningKeysDir))
 	}
@@ -115,9 +119,9 @@ func (s *Server) Handler() http.Handler {
 		p := r.URL.Path
 		switch {
 		case p == checkPrefix || strings.HasPrefix(p, checkPrefix+"/"):
-			s.handleCheck(w, r)
+			s.handleCheck(w, r) // one request per connection, no body: the connection limit bounds it
 		case p == "/token":
-			s.handleToken(w, r)
+			s.gated(w, r, s.handleToken)
 		case p == "/.well-known/jwks.json" && getOrHead(w, r):
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("Cache-Control", "public, max-age=60")
@@ -161,7 +165,7 @@ func (s *Server) HTTPServer() *http.Server {
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      15 * time.Second,
 		IdleTimeout:       5 * time.Minute,
-		MaxHeaderBytes:    64 << 10, // forwarded certificate chains are a few KiB
+		MaxHeaderBytes:    MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 }
@@ -200,6 +204,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 // Serve is Run on a given listener (tests use 127.0.0.1:0).
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	ln = s.limitListener(ln)
 	srv := s.HTTPServer()
 	if s.cfg.KeyReloadInterval > 0 {
 		go s.pollKeys(ctx)
