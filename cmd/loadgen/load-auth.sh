@@ -16,6 +16,10 @@
 # own connection, send checks with 60 KiB of headers; jwt-auth runs with
 # MEMORY_LIMIT (256Mi, the pod's limit) and the run fails if its peak RSS
 # goes over it.
+# SCENARIO=compare: the same checks against a bare net/http server
+# answering 200 (loadgen -serve-bare), against jwt-auth with one cached
+# token, and against jwt-auth with a new token on every request
+# (first sight: ES256 verification each time).
 set -eu
 BIN=${BIN:-bin}
 PORT=${PORT:-3901}
@@ -80,6 +84,18 @@ headers)
 	echo "== cmd/loadgen, $CONCURRENCY check connections while $HEADER_FLOOD clients send 60 KiB headers, $DURATION, limit ${MEMORY_LIMIT_MIB} MiB"
 	loadgen -duration "$DURATION" -header-flood "$HEADER_FLOOD" -header-bytes 61440 -pid "$pid" -rss-limit-mib "$MEMORY_LIMIT_MIB"
 	;;
+compare)
+	GOMAXPROCS=$SERVER_PROCS "$BIN/loadgen" -serve-bare "127.0.0.1:$((PORT + 1))" -duration 2m &
+	bare=$!
+	echo "== bare net/http, $CONCURRENCY connections, $DURATION"
+	GOMAXPROCS=$CLIENT_PROCS "$BIN/loadgen" -target "http://127.0.0.1:$((PORT + 1))" -token bare -concurrency "$CONCURRENCY" -duration "$DURATION"
+	kill "$bare"
+	wait "$bare" 2>/dev/null || true
+	echo "== jwt-auth, cached token, $CONCURRENCY connections, $DURATION"
+	loadgen -duration "$DURATION"
+	echo "== jwt-auth, first sight (a new token per request), $CONCURRENCY connections, $DURATION"
+	loadgen -duration "$DURATION" -fresh-tokens "${FRESH_TOKENS:-100000}" -signing-key "$tmp/keys/2025-01.pem"
+	;;
 long-usernames)
 	echo "== baseline"
 	loadgen -duration 2s -heap
@@ -87,7 +103,7 @@ long-usernames)
 	loadgen -duration 2m -flood 8 -flood-requests 1500 -flood-username-bytes 61440 -heap # checks stop with the flood
 	;;
 *)
-	echo "SCENARIO must be checks, flood, headers or long-usernames" >&2
+	echo "SCENARIO must be checks, flood, headers, compare or long-usernames" >&2
 	exit 2
 	;;
 esac

@@ -57,6 +57,12 @@ type options struct {
 	headerBytes int   // header bytes of each of their requests
 	pid         int   // jwt-auth's pid: report its peak RSS
 	rssLimitMiB int64 // fail when jwt-auth's peak RSS exceeds this
+
+	freshTokens int    // sign this many distinct tokens: every check a first sight
+	signingKey  string // <kid>.pem to sign them with
+	issuer      string
+	audience    string
+	serveBare   string // run a bare net/http server on this address instead
 }
 
 func main() {
@@ -81,7 +87,19 @@ func main() {
 	flag.IntVar(&o.headerBytes, "header-bytes", 60<<10, "header bytes of each -header-flood request (at most 64 KiB)")
 	flag.IntVar(&o.pid, "pid", 0, "jwt-auth's process id: report its peak resident memory (VmHWM)")
 	flag.Int64Var(&o.rssLimitMiB, "rss-limit-mib", 0, "with -pid: fail if jwt-auth's peak resident memory exceeds this many MiB")
+	flag.IntVar(&o.freshTokens, "fresh-tokens", 0, "sign this many distinct tokens with -signing-key and use each once (every check is a first sight; at most 200000, also the request bound)")
+	flag.StringVar(&o.signingKey, "signing-key", "", "with -fresh-tokens: jwt-auth's <kid>.pem signing key")
+	flag.StringVar(&o.issuer, "issuer", "https://auth.load.test", "with -fresh-tokens: iss")
+	flag.StringVar(&o.audience, "audience", "ztedge", "with -fresh-tokens: aud")
+	flag.StringVar(&o.serveBare, "serve-bare", "", "instead of load: serve 200 with the identity headers on this loopback address for -duration (the bare net/http figure)")
 	flag.Parse()
+	if o.serveBare != "" {
+		if err := serveBare(o.serveBare, o.duration); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(800) // keep the generator's own GC out of the latencies
 	}
@@ -139,6 +157,16 @@ func run(o options, out io.Writer) error {
 	if err := waitReady(client, base, o.waitReady); err != nil {
 		return err
 	}
+	var fresh []string
+	if o.freshTokens < 0 || o.freshTokens > maxFreshTokens || (o.freshTokens > 0 && o.signingKey == "") {
+		return fmt.Errorf("-fresh-tokens must be in [0, %d] and needs -signing-key", maxFreshTokens)
+	}
+	if o.freshTokens > 0 {
+		if fresh, err = freshTokens(o.signingKey, o.issuer, o.audience, o.origin, o.freshTokens); err != nil {
+			return err
+		}
+		o.token, o.requests = fresh[0], min(o.requests, len(fresh))
+	}
 	if o.token == "" {
 		// One bcrypt login: allow for a busy machine and production cost.
 		slow := &http.Client{Transport: tr, Timeout: 30 * time.Second}
@@ -169,7 +197,7 @@ func run(o options, out io.Writer) error {
 	} else {
 		close(floodDone)
 	}
-	res := hammer(ctx, client, base+o.path, o)
+	res := hammer(ctx, client, base+o.path, o, fresh)
 	<-floodDone
 	res.print(out, o)
 	if floodRes != nil {
@@ -233,7 +261,8 @@ type result struct {
 }
 
 // hammer runs o.concurrency workers until the time or count bound.
-func hammer(ctx context.Context, c *http.Client, target string, o options) *result {
+// With fresh tokens, request i carries fresh[i].
+func hammer(ctx context.Context, c *http.Client, target string, o options, fresh []string) *result {
 	var (
 		issued   atomic.Int64
 		errs     atomic.Int64
@@ -253,7 +282,14 @@ func hammer(ctx context.Context, c *http.Client, target string, o options) *resu
 			if o.origin != "" {
 				req.Header.Set("Origin", o.origin)
 			}
-			for ctx.Err() == nil && issued.Add(1) <= int64(o.requests) {
+			for ctx.Err() == nil {
+				n := issued.Add(1)
+				if n > int64(o.requests) {
+					break
+				}
+				if fresh != nil {
+					req.Header.Set("Authorization", "Bearer "+fresh[n-1])
+				}
 				t0 := time.Now()
 				resp, err := c.Do(req)
 				if err == nil {
