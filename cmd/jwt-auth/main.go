@@ -95,6 +95,7 @@ func serve(args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.OIDCAudience, "oidc-audience", "", "expected aud of upstream ID tokens")
 	fs.StringVar(&cfg.OIDCJWKSURL, "oidc-jwks-url", "", "upstream JWKS URL (http or https)")
 	fs.StringVar(&cfg.ClientCertHeaders, "client-cert-headers", "", "the one forwarded client-cert header to believe, by edge mode: alb-passthrough, alb-verify or xfcc (required with --clients)")
+	fs.StringVar(&cfg.ClientCertHeaderName, "client-cert-header-name", "", "alb-* modes: the stack's secret name for the ALB's certificate header (set it by JWT_AUTH_CLIENT_CERT_HEADER_NAME from a Secret, not on the command line); the default names are then refused")
 	hops := fs.Int("trusted-hops", 1, "proxies in front that append to X-Forwarded-For (0: use the TCP peer address)")
 	fs.DurationVar(&cfg.KeyReloadInterval, "key-reload-interval", 30*time.Second, "signing-key directory poll period (negative disables; SIGHUP always reloads)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "graceful shutdown limit for in-flight requests")

@@ -175,6 +175,40 @@ var certModes = map[string]certMode{
 // certHeaders is every certificate header of every mode.
 var certHeaders = []string{headerALBChain, headerALBLeaf, headerXFCC}
 
+// certModeFor is the mode's reader, under the stack's own header name when
+// one is set (alb-* modes only; Validate checks).
+func certModeFor(mode, name string) certMode {
+	m := certModes[mode]
+	if name == "" {
+		return m
+	}
+	name = http.CanonicalHeaderKey(name)
+	return certMode{header: name, extract: extractHeader(name, mode == CertHeadersALBVerify)}
+}
+
+// validHeaderName: a renamed certificate header is an HTTP token of 16 to
+// 64 letters, digits and dashes, not one of the default names, and only
+// in an ALB mode (Envoy's XFCC is sanitised, not renamed).
+func validHeaderName(name, mode string) error {
+	if name == "" {
+		return nil
+	}
+	if mode != CertHeadersALBPassthrough && mode != CertHeadersALBVerify {
+		return fmt.Errorf("--client-cert-header-name is for the ALB modes (alb-passthrough, alb-verify), not %q", mode)
+	}
+	ok := len(name) >= 16 && len(name) <= 64
+	for _, r := range name {
+		ok = ok && (r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+	}
+	for _, d := range certHeaders {
+		ok = ok && !strings.EqualFold(name, d)
+	}
+	if !ok {
+		return errors.New("--client-cert-header-name must be 16 to 64 letters, digits and dashes, and not a default certificate header name")
+	}
+	return nil
+}
+
 // certAuth authenticates callers by forwarded client certificate.
 type certAuth struct {
 	mode    certMode

@@ -74,6 +74,13 @@ type Config struct {
 	// is believed (alb-passthrough, alb-verify or xfcc); required with
 	// ClientsFile. Only the edge may set it.
 	ClientCertHeaders string
+	// ClientCertHeaderName, in an alb-* mode, is the name the stack's ALB
+	// gives its certificate header instead of the default (listener
+	// attribute routing.http.request.x_amzn_mtls_clientcert*.header_name):
+	// a secret, so that no client can send the header jwt-auth believes,
+	// whatever the ALB does with client copies. The default names are then
+	// refused like any foreign certificate header.
+	ClientCertHeaderName string
 	// TrustedHops is how many proxies in front of us append to
 	// X-Forwarded-For; the source address for throttling is the entry that
 	// many places from the right. 0 means use the TCP peer (RemoteAddr).
@@ -220,6 +227,9 @@ func (c *Config) Validate() error {
 	}
 	if _, known := certModes[c.ClientCertHeaders]; c.ClientsFile != "" && !known {
 		return fmt.Errorf("--client-cert-headers %q: with --clients give the header your edge sets: alb-passthrough, alb-verify or xfcc", c.ClientCertHeaders)
+	}
+	if err := validHeaderName(c.ClientCertHeaderName, c.ClientCertHeaders); err != nil {
+		return err
 	}
 	oidcSet := 0
 	for _, v := range []string{c.OIDCIssuer, c.OIDCAudience, c.OIDCJWKSURL} {

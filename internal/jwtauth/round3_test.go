@@ -137,3 +137,44 @@ func TestUsersOneBcryptCost(t *testing.T) {
 		t.Errorf("dummy hash cost %d, want 5", c)
 	}
 }
+
+// TestSecretCertHeaderName: with the stack's own name for the ALB's
+// certificate header, jwt-auth believes that header only and refuses every
+// request carrying a default name (which only a client can have sent, if
+// the ALB renames its own), with a trusted client's certificate or not.
+func TestSecretCertHeaderName(t *testing.T) {
+	const secret = "X-Ztedge-7f3a9c2e51b04d86"
+	for _, mode := range []string{CertHeadersALBPassthrough, CertHeadersALBVerify} {
+		e := newEnv(t, func(c *Config) { c.ClientCertHeaders, c.ClientCertHeaderName = mode, secret })
+		good := paymentsCert(t, e.ca, time.Time{}, time.Time{}, x509.ExtKeyUsageClientAuth)
+		v := albEncode(certPEM(good))
+		if st, hdr, body := e.check("/api/payments", map[string]string{secret: v}); st != 200 || hdr.Get("X-User-Id") != "payments" {
+			t.Errorf("%s: the secret header: %d %s", mode, st, body)
+		}
+		for _, name := range []string{headerALBChain, headerALBLeaf, headerXFCC} {
+			fv := v
+			if name == headerXFCC {
+				fv = xfccCert(good)
+			}
+			if st, _, body := e.check("/api/payments", map[string]string{name: fv}); st != 401 || !strings.Contains(body, reasonForeignCertHeader) {
+				t.Errorf("%s: default %s alone: %d %s, want 401 %s", mode, name, st, body, reasonForeignCertHeader)
+			}
+			if st, _, body := e.check("/api/payments", map[string]string{secret: v, name: fv}); st != 401 || !strings.Contains(body, reasonForeignCertHeader) {
+				t.Errorf("%s: default %s next to the secret one: %d %s", mode, name, st, body)
+			}
+			if st, m, _ := e.tokenReq(url.Values{"grant_type": {GrantClientCert}}, map[string]string{name: fv}); st != 400 || m["error"] != "invalid_grant" {
+				t.Errorf("%s: grant with default %s: %d %v", mode, name, st, m)
+			}
+		}
+	}
+	for _, c := range []struct{ mode, name string }{
+		{CertHeadersXFCC, secret}, {CertHeadersALBVerify, "short"}, {CertHeadersALBVerify, "X-Amzn-Mtls-Clientcert-Leaf"},
+		{CertHeadersALBVerify, "X-Ztedge-has space-in-it"},
+	} {
+		cfg := Config{SigningKeysDir: "x", Issuer: "i", Audience: "a", ClientsFile: "c", ClientCAFile: "ca", ClientCertHeaders: c.mode, ClientCertHeaderName: c.name}
+		cfg.setDefaults()
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "--client-cert-header-name") {
+			t.Errorf("%s %q: %v, want an error naming --client-cert-header-name", c.mode, c.name, err)
+		}
+	}
+}

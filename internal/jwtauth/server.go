@@ -59,7 +59,7 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	if cfg.ClientsFile != "" {
-		c := &certAuth{mode: certModes[cfg.ClientCertHeaders], now: cfg.Now, cache: newTTLCache[certResult](cfg.TokenCacheSize)}
+		c := &certAuth{mode: certModeFor(cfg.ClientCertHeaders, cfg.ClientCertHeaderName), now: cfg.Now, cache: newTTLCache[certResult](cfg.TokenCacheSize)}
 		if c.roots, err = loadCertPool(cfg.ClientCAFile); err != nil {
 			return nil, err
 		}
