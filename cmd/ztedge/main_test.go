@@ -192,7 +192,8 @@ func TestSmokeCommand(t *testing.T) {
 		wantCode int
 		wantOut  string
 	}{
-		{"good edge", smoketest.Good, exitOK, "smoke: 6 of 6 checks passed"},
+		{"good edge", smoketest.Good, exitOK, "smoke: 9 of 9 checks passed"},
+		{"edge believing a client's certificate header", smoketest.Behaviour{MinTLS: 0x0304, VerifyClientCerts: true, RequireAuth: true, TrustsCertHeader: true}, exitFail, "forged-x-amzn-mtls-clientcert-leaf"},
 		{"edge accepting TLS 1.2", smoketest.Behaviour{MinTLS: 0x0303, VerifyClientCerts: true, RequireAuth: true}, exitFail, "TLS 1.2 handshake succeeded"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -203,7 +204,7 @@ func TestSmokeCommand(t *testing.T) {
 				"--ca", writeFile(t, dir, "ca.pem", e.CAPEM),
 				"--client-cert", writeFile(t, dir, "client.pem", e.ClientCertPEM),
 				"--client-key", writeFile(t, dir, "client.key", e.ClientKeyPEM),
-				"--path", smoketest.Path, "--timeout", "5s")
+				"--path", smoketest.Path, "--timeout", "5s", "--cert-headers", "X-Ztedge-Secret-Name-0123")
 			if code != tc.wantCode || !strings.Contains(out, tc.wantOut) {
 				t.Errorf("exit %d (want %d)\n%s%s", code, tc.wantCode, out, errOut)
 			}

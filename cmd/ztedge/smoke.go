@@ -9,7 +9,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/ztedge/ztedge/internal/smoke"
@@ -27,6 +29,9 @@ Runs the acceptance checks against a deployed edge and prints a pass/fail table;
   plain-http      plain HTTP to port 80                                             → refused, no answer or non-2xx
   tls12           a TLS 1.2 handshake                                               → rejected
   foreign-cert    a client certificate from a CA made on the spot                   → rejected (handshake or non-2xx)
+  forged-<header> no client certificate, the trusted client's public certificate in
+                  <header> (X-Amzn-Mtls-Clientcert, X-Amzn-Mtls-Clientcert-Leaf, and
+                  each of --cert-headers), on GET and on POST /token                → non-2xx, no token
 
 With --stack, the edge is found from the stack's outputs (the Pulumi CLI reads them): hostname,
 caCertificate and clientCertificates (a secret map of client name → PEM certificate and key), and
@@ -52,6 +57,7 @@ func runSmoke(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	path := fs.String("path", "", "protected path to probe (default: the stack's first backend prefix, else /)")
 	tokenPath := fs.String("token-path", "/token", "token endpoint")
 	timeout := fs.Duration("timeout", 10*time.Second, "time limit of each check")
+	certHeaders := fs.String("cert-headers", "", "comma-separated certificate header names to forge besides the ALB's defaults (X-Amzn-Mtls-Clientcert, X-Amzn-Mtls-Clientcert-Leaf), e.g. the stack's secret ones")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -60,6 +66,12 @@ func runSmoke(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 
 	t := smoke.Target{Address: *endpoint, ServerName: *serverName, HTTPAddress: *httpEndpoint, Path: *path, TokenPath: *tokenPath, Timeout: *timeout}
+	t.CertHeaders = slices.Clone(smoke.DefaultCertHeaders)
+	for h := range strings.SplitSeq(*certHeaders, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			t.CertHeaders = append(t.CertHeaders, h)
+		}
+	}
 	roots, err := x509.SystemCertPool()
 	if err != nil {
 		roots = x509.NewCertPool()

@@ -7,6 +7,14 @@
 //	plain-http      plain HTTP                                           → refused, no answer, or non-2xx
 //	tls12           a TLS 1.2 handshake                                  → rejected
 //	foreign-cert    a client certificate from another CA (made here)     → handshake rejected or non-2xx
+//	forged-<header> TLS 1.3, no client certificate, the trusted client's
+//	                public certificate in <header> (the ALB's default
+//	                names, and the stack's secret ones if given); GET and
+//	                POST /token (grant_type=client_certificate)         → non-2xx, no token
+//
+// The forged-header checks prove what no test here can: that the real load balancer does not pass a
+// client's own copy of its certificate header through to jwt-auth as if it had set it (a certificate
+// is public; whoever holds a trusted client's certificate, not its key, would become that client).
 //
 // Each check opens its own connection (no reuse), so one check's handshake cannot satisfy another's.
 package smoke
@@ -16,6 +24,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -46,7 +55,13 @@ type Target struct {
 	TokenPath string
 	// Timeout bounds each check (default 10s).
 	Timeout time.Duration
+	// CertHeaders are forged with the trusted client's public certificate, with no client
+	// certificate presented (default: DefaultCertHeaders). Add the stack's secret header names.
+	CertHeaders []string
 }
+
+// DefaultCertHeaders are the ALB's default names of its certificate headers.
+var DefaultCertHeaders = []string{"X-Amzn-Mtls-Clientcert", "X-Amzn-Mtls-Clientcert-Leaf"}
 
 // Result is one check's outcome.
 type Result struct {
@@ -78,6 +93,9 @@ func (t *Target) defaults() error {
 	}
 	if t.Timeout <= 0 {
 		t.Timeout = 10 * time.Second
+	}
+	if len(t.CertHeaders) == 0 {
+		t.CertHeaders = DefaultCertHeaders
 	}
 	if len(t.Client.Certificate) == 0 {
 		return errors.New("a trusted client certificate and key are required (the mtls and token checks use them)")
@@ -124,7 +142,41 @@ func Run(ctx context.Context, t Target) ([]Result, error) {
 	// the edge refusing the certificate; one that never opened proves nothing.
 	rejected := status == 0 && !strings.HasPrefix(got, noConnection) || status != 0 && !is2xx(status)
 	add("foreign-cert", "handshake rejected or non-2xx", rejected, got)
+
+	for _, name := range t.CertHeaders {
+		pass, got := t.forged(ctx, name)
+		add("forged-"+strings.ToLower(name), "non-2xx, no token", pass, got)
+	}
 	return results, nil
+}
+
+// forged sends the trusted client's certificate (public data) in header name, URL-encoded as the
+// ALB writes it, without presenting a client certificate: on a check and on the token endpoint.
+// It passes only when both answered and neither succeeded.
+func (t *Target) forged(ctx context.Context, name string) (bool, string) {
+	der := t.Client.Certificate[0]
+	value := strings.ReplaceAll(url.PathEscape(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))), "%2F", "/")
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.url(t.Path), nil)
+	if err != nil {
+		return false, err.Error()
+	}
+	req.Header.Set(name, value)
+	status, got := describe(t.client(nil, 0).Do(req))
+	if status == 0 || is2xx(status) {
+		return false, "GET: " + got
+	}
+	form := url.Values{"grant_type": {"client_certificate"}}
+	req, err = http.NewRequestWithContext(ctx, http.MethodPost, t.url(t.TokenPath), strings.NewReader(form.Encode()))
+	if err != nil {
+		return false, err.Error()
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set(name, value)
+	tstatus, tgot := describe(t.client(nil, 0).Do(req))
+	if tstatus == 0 || is2xx(tstatus) {
+		return false, "POST " + t.TokenPath + ": " + tgot
+	}
+	return true, "GET " + got + "; POST " + tgot
 }
 
 func is2xx(status int) bool { return status >= 200 && status < 300 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"slices"
 	"strings"
 	"testing"
 
@@ -28,8 +29,8 @@ func runChecks(t *testing.T, target smoke.Target) map[string]smoke.Result {
 	for _, r := range results {
 		byName[r.Check] = r
 	}
-	if len(byName) != 6 {
-		t.Fatalf("want 6 checks, got %+v", results)
+	if len(byName) != 8 {
+		t.Fatalf("want 8 checks, got %+v", results)
 	}
 	return byName
 }
@@ -46,22 +47,24 @@ func TestGoodEdgePassesEveryCheck(t *testing.T) {
 	}
 }
 
-// Each wrong edge must fail exactly the check that is about its fault, and pass the others.
+// Each wrong edge must fail exactly the checks that are about its fault, and pass the others (an
+// edge serving without credentials also serves forged certificate headers).
 func TestWrongEdgesFailTheirCheck(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		edge  smoketest.Behaviour
-		fails string
+		fails []string
 	}{
-		{"accepts TLS 1.2", smoketest.Behaviour{MinTLS: tls.VersionTLS12, VerifyClientCerts: true, RequireAuth: true}, "tls12"},
-		{"accepts any client certificate", smoketest.Behaviour{MinTLS: tls.VersionTLS13, RequireAuth: true}, "foreign-cert"},
-		{"serves plain HTTP", smoketest.Behaviour{MinTLS: tls.VersionTLS13, VerifyClientCerts: true, RequireAuth: true, ServeHTTP: true}, "plain-http"},
-		{"serves without credentials", smoketest.Behaviour{MinTLS: tls.VersionTLS13, VerifyClientCerts: true}, "no-credentials"},
+		{"accepts TLS 1.2", smoketest.Behaviour{MinTLS: tls.VersionTLS12, VerifyClientCerts: true, RequireAuth: true}, []string{"tls12"}},
+		{"accepts any client certificate", smoketest.Behaviour{MinTLS: tls.VersionTLS13, RequireAuth: true}, []string{"foreign-cert"}},
+		{"serves plain HTTP", smoketest.Behaviour{MinTLS: tls.VersionTLS13, VerifyClientCerts: true, RequireAuth: true, ServeHTTP: true}, []string{"plain-http"}},
+		{"serves without credentials", smoketest.Behaviour{MinTLS: tls.VersionTLS13, VerifyClientCerts: true}, []string{"no-credentials", "forged-x-amzn-mtls-clientcert", "forged-x-amzn-mtls-clientcert-leaf"}},
+		{"believes a client's certificate header", smoketest.Behaviour{MinTLS: tls.VersionTLS13, VerifyClientCerts: true, RequireAuth: true, TrustsCertHeader: true}, []string{"forged-x-amzn-mtls-clientcert-leaf"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			results := runChecks(t, start(t, tc.edge))
 			for name, r := range results {
-				if want := name != tc.fails; r.Pass != want {
+				if want := !slices.Contains(tc.fails, name); r.Pass != want {
 					t.Errorf("%s: pass=%v, want %v (got %s)", name, r.Pass, want, r.Got)
 				}
 			}

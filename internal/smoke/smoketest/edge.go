@@ -24,6 +24,9 @@ type Behaviour struct {
 	VerifyClientCerts bool   // client certificates must chain to the edge's CA
 	RequireAuth       bool   // no certificate and no token → 401
 	ServeHTTP         bool   // answer plain HTTP with 200
+	// TrustsCertHeader believes a client certificate sent in the ALB's leaf header (what an edge
+	// passing a client's own copy through looks like).
+	TrustsCertHeader bool
 }
 
 // Good is the edge of the design: TLS 1.3 only, client certificates verified, auth required, no HTTP.
@@ -60,14 +63,15 @@ func Start(t testing.TB, b Behaviour) *Edge {
 	const token = "minted-token"
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /token", func(w http.ResponseWriter, r *http.Request) {
-		if r.FormValue("grant_type") != "client_certificate" || len(r.TLS.PeerCertificates) == 0 {
+		if r.FormValue("grant_type") != "client_certificate" || len(r.TLS.PeerCertificates) == 0 && !(b.TrustsCertHeader && r.Header.Get(smoke.DefaultCertHeaders[1]) != "") {
 			http.Error(w, `{"error":"invalid_grant"}`, http.StatusBadRequest)
 			return
 		}
 		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": token, "token_type": "Bearer"})
 	})
 	mux.HandleFunc("GET "+Path, func(w http.ResponseWriter, r *http.Request) {
-		authed := len(r.TLS.PeerCertificates) > 0 || r.Header.Get("Authorization") == "Bearer "+token
+		authed := len(r.TLS.PeerCertificates) > 0 || r.Header.Get("Authorization") == "Bearer "+token ||
+			b.TrustsCertHeader && r.Header.Get(smoke.DefaultCertHeaders[1]) != ""
 		if b.RequireAuth && !authed {
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
