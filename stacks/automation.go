@@ -104,7 +104,12 @@ func Preview(ctx context.Context, stack string, o AutoOptions) (auto.PreviewResu
 
 // Up creates or updates the stack's resources.
 func Up(ctx context.Context, stack string, o AutoOptions) (auto.UpResult, error) {
-	if o.Repair { // before the CLI reads the checkpoint
+	// A dead run's lock first (its state can be repaired only once it is released), and a
+	// cut-short checkpoint before the CLI reads it.
+	if err := o.checkLock(stack); err != nil {
+		return auto.UpResult{}, err
+	}
+	if o.Repair {
 		if err := o.restoreCheckpoint(stack); err != nil {
 			return auto.UpResult{}, wrap("repair", stack, err)
 		}
@@ -220,6 +225,18 @@ func (o AutoOptions) warnPending(ctx context.Context, s auto.Stack) error {
 	return nil
 }
 
+// checkLock fails naming the stack's locks on a file backend (other backends: the CLI does).
+func (o AutoOptions) checkLock(stack string) error {
+	st, err := o.Resolve(stack, false)
+	if err != nil {
+		return err
+	}
+	if locks, _ := fileLocks(st.BackendURL, stack); len(locks) > 0 {
+		return &LockedError{Stack: stack, Locks: strings.Join(locks, "\n")}
+	}
+	return nil
+}
+
 // restoreCheckpoint puts back the previous checkpoint of a file backend's cut-short state file.
 func (o AutoOptions) restoreCheckpoint(stack string) error {
 	st, err := o.Resolve(stack, false)
@@ -236,14 +253,6 @@ func (o AutoOptions) restoreCheckpoint(stack string) error {
 // resolvePending refuses an up over pending operations (it would fail "already exists", or
 // forget an object), or with Repair resolves them first.
 func (o AutoOptions) resolvePending(ctx context.Context, stack string, s auto.Stack) error {
-	// A dead run's lock first: its pending operations can only be repaired once it is released.
-	st, err := o.Resolve(stack, false)
-	if err != nil {
-		return err
-	}
-	if locks, _ := fileLocks(st.BackendURL, stack); len(locks) > 0 {
-		return &LockedError{Stack: stack, Locks: strings.Join(locks, "\n")}
-	}
 	if o.Repair {
 		return wrap("repair", stack, repair(ctx, s, o.notices()))
 	}
