@@ -104,6 +104,16 @@ func Preview(ctx context.Context, stack string, o AutoOptions) (auto.PreviewResu
 
 // Up creates or updates the stack's resources.
 func Up(ctx context.Context, stack string, o AutoOptions) (auto.UpResult, error) {
+	// A dead run's lock first (its state can be repaired only once it is released), and a
+	// cut-short checkpoint before the CLI reads it.
+	if err := o.checkLock(stack); err != nil {
+		return auto.UpResult{}, err
+	}
+	if o.Repair {
+		if err := o.restoreCheckpoint(stack); err != nil {
+			return auto.UpResult{}, wrap("repair", stack, err)
+		}
+	}
 	s, err := o.stack(ctx, stack, runsProgram)
 	if err != nil {
 		return auto.UpResult{}, err
@@ -203,6 +213,9 @@ func (o AutoOptions) notices() io.Writer {
 // it runs anyway: it shows them as creates).
 func (o AutoOptions) warnPending(ctx context.Context, s auto.Stack) error {
 	d, _, err := exportDeployment(ctx, s)
+	if truncatedCheckpoint(err) {
+		return ErrTruncatedCheckpoint
+	}
 	if err != nil {
 		return err
 	}
@@ -212,19 +225,41 @@ func (o AutoOptions) warnPending(ctx context.Context, s auto.Stack) error {
 	return nil
 }
 
+// checkLock fails naming the stack's locks on a file backend (other backends: the CLI does).
+func (o AutoOptions) checkLock(stack string) error {
+	st, err := o.Resolve(stack, false)
+	if err != nil {
+		return err
+	}
+	if locks, _ := fileLocks(st.BackendURL, stack); len(locks) > 0 {
+		return &LockedError{Stack: stack, Locks: strings.Join(locks, "\n")}
+	}
+	return nil
+}
+
+// restoreCheckpoint puts back the previous checkpoint of a file backend's cut-short state file.
+func (o AutoOptions) restoreCheckpoint(stack string) error {
+	st, err := o.Resolve(stack, false)
+	if err != nil {
+		return err
+	}
+	did, err := restoreCheckpoint(st.BackendURL, stack)
+	if did != "" {
+		fmt.Fprintln(o.notices(), did)
+	}
+	return err
+}
+
 // resolvePending refuses an up over pending operations (it would fail "already exists", or
 // forget an object), or with Repair resolves them first.
 func (o AutoOptions) resolvePending(ctx context.Context, stack string, s auto.Stack) error {
-	// A dead run's lock first: its pending operations can only be repaired once it is released.
-	if st, err := o.Resolve(stack, false); err == nil {
-		if locks, _ := fileLocks(st.BackendURL, stack); len(locks) > 0 {
-			return &LockedError{Stack: stack, Locks: strings.Join(locks, "\n")}
-		}
-	}
 	if o.Repair {
 		return wrap("repair", stack, repair(ctx, s, o.notices()))
 	}
 	d, _, err := exportDeployment(ctx, s)
+	if truncatedCheckpoint(err) {
+		return wrap("up", stack, ErrTruncatedCheckpoint)
+	}
 	if err != nil {
 		return wrap("up", stack, err)
 	}

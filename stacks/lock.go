@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 )
@@ -160,4 +161,46 @@ func Cancel(ctx context.Context, stack string, force bool, o AutoOptions) error 
 		return err
 	}
 	return wrap("cancel the run of", stack, summarize(s.Cancel(ctx)))
+}
+
+// A run killed while the file backend rewrites the stack's checkpoint can leave it cut short
+// ("failed to load checkpoint: EOF"): every later operation fails. The backend copies the
+// previous checkpoint to <stack>.json.bak before each write, and the engine records an
+// operation as pending before it calls a provider, so that copy is a state --repair can resolve.
+
+// ErrTruncatedCheckpoint is the hint for a checkpoint that does not load.
+var ErrTruncatedCheckpoint = errors.New("the stack's state file is cut short (a run was killed while writing it); " +
+	"`ztedge up --repair` restores the previous checkpoint (<stack>.json.bak) and resolves its pending operations")
+
+func truncatedCheckpoint(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "failed to load checkpoint")
+}
+
+// restoreCheckpoint puts <stack>.json.bak back on a file backend when <stack>.json does not parse,
+// keeping the cut-short file beside it. It returns what it did ("" when nothing was needed).
+func restoreCheckpoint(backendURL, stack string) (string, error) {
+	dir, ok := strings.CutPrefix(backendURL, "file://")
+	if !ok {
+		return "", nil
+	}
+	files, err := filepath.Glob(filepath.Join(filepath.FromSlash(dir), ".pulumi", "stacks", "*", stack+".json"))
+	if err != nil || len(files) != 1 {
+		return "", err
+	}
+	file := files[0]
+	if b, err := os.ReadFile(file); err != nil || json.Valid(b) {
+		return "", err
+	}
+	bak, err := os.ReadFile(file + ".bak")
+	if err != nil || !json.Valid(bak) {
+		return "", fmt.Errorf("%s is cut short and %s.bak is not a readable checkpoint either: restore the state from a backup (.pulumi/backups)", file, file)
+	}
+	kept := fmt.Sprintf("%s.truncated-%d", file, time.Now().Unix())
+	if err := os.Rename(file, kept); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(file, bak, 0o600); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("restored the previous checkpoint %s.bak (the cut-short file is kept as %s)", file, kept), nil
 }

@@ -168,3 +168,33 @@ func TestUpErrorLeavesOutTheCLIOutput(t *testing.T) {
 		t.Fatalf("want the stderr without the stdout, got %v", err)
 	}
 }
+
+// --repair puts back the previous checkpoint when a killed run left the state file cut short.
+func TestUpRepairRestoresACutShortCheckpoint(t *testing.T) {
+	dir := project(t, "Pulumi.dev.yaml")
+	stacksDir := filepath.Join(dir, stacks.DefaultStateDir, ".pulumi", "stacks", "ztedge")
+	if err := os.MkdirAll(stacksDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(stacksDir, "dev.json")
+	previous := `{"version":3,"checkpoint":{"stack":"organization/ztedge/dev"}}`
+	if os.WriteFile(file, []byte(`{"version":3,"checkp`), 0o600) != nil || os.WriteFile(file+".bak", []byte(previous), 0o600) != nil {
+		t.Fatal("writing the checkpoints")
+	}
+	st := &stateCLI{state: map[string]any{}}
+	cli := &fakeCLI{answer: newStackScript(st.answer)}
+	var notes strings.Builder
+	if _, err := stacks.Up(context.Background(), "dev", stacks.AutoOptions{Dir: dir, Command: cli, Repair: true, Notices: &notes,
+		LookupEnv: env(map[string]string{stacks.EnvPassphrase: "p"})}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(file); string(b) != previous {
+		t.Errorf("the checkpoint is %q; want the previous one back", b)
+	}
+	if kept, _ := filepath.Glob(file + ".truncated-*"); len(kept) != 1 {
+		t.Errorf("the cut-short checkpoint was not kept aside: %v", kept)
+	}
+	if !strings.Contains(notes.String(), "restored the previous checkpoint") {
+		t.Errorf("the repair does not say it restored the checkpoint:\n%s", notes.String())
+	}
+}
