@@ -151,6 +151,9 @@ func run(o options, out io.Writer) error {
 	if o.headerFlood < 0 || o.headerFlood > maxHeaderFlood || o.headerBytes < 0 || o.headerBytes > maxHeaderBytes {
 		return fmt.Errorf("-header-flood must be in [0, %d], -header-bytes in [0, %d]", maxHeaderFlood, maxHeaderBytes)
 	}
+	if o.freshTokens < 0 || o.freshTokens > maxFreshTokens || (o.freshTokens > 0 && o.signingKey == "") {
+		return fmt.Errorf("-fresh-tokens must be in [0, %d] and needs -signing-key", maxFreshTokens)
+	}
 	conns := o.concurrency + o.flood
 	tr := &http.Transport{MaxIdleConns: conns, MaxIdleConnsPerHost: conns, DisableCompression: true}
 	client := &http.Client{Transport: tr, Timeout: 5 * time.Second}
@@ -158,9 +161,6 @@ func run(o options, out io.Writer) error {
 		return err
 	}
 	var fresh []string
-	if o.freshTokens < 0 || o.freshTokens > maxFreshTokens || (o.freshTokens > 0 && o.signingKey == "") {
-		return fmt.Errorf("-fresh-tokens must be in [0, %d] and needs -signing-key", maxFreshTokens)
-	}
 	if o.freshTokens > 0 {
 		if fresh, err = freshTokens(o.signingKey, o.issuer, o.audience, o.origin, o.freshTokens); err != nil {
 			return err

@@ -46,3 +46,27 @@ func TestBounds(t *testing.T) {
 		t.Errorf("requests bound: %v", err)
 	}
 }
+
+// The memory probe and first-sight runs are bounded too.
+func TestProbeBounds(t *testing.T) {
+	for _, o := range []options{
+		{headerFlood: maxHeaderFlood + 1}, {headerFlood: 1, headerBytes: maxHeaderBytes + 1},
+		{freshTokens: maxFreshTokens + 1, signingKey: "k.pem"}, {freshTokens: 10},
+	} {
+		o.target, o.concurrency, o.requests, o.duration, o.floodRequests = "http://127.0.0.1:1", 1, 1, 1, 1
+		err := run(o, nil)
+		if err == nil || !strings.Contains(err.Error(), "-header-flood") && !strings.Contains(err.Error(), "-fresh-tokens") {
+			t.Errorf("%+v: %v", o, err)
+		}
+	}
+	if err := serveBare("10.0.0.1:80", 1); err == nil || !strings.Contains(err.Error(), "loopback") {
+		t.Errorf("-serve-bare on a non-loopback address: %v", err)
+	}
+}
+
+func TestBigHeaderRequest(t *testing.T) {
+	req := bigHeaderRequest("/auth/x", 60<<10)
+	if n := len(req); n < 60<<10 || n > 61<<10 || !strings.HasSuffix(string(req), "\r\n\r\n") {
+		t.Errorf("request of %d bytes", n)
+	}
+}
