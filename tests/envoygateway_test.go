@@ -35,6 +35,9 @@ func egSources(t *testing.T) map[string]map[string]string {
 		for _, mode := range components.ClientAuthModes {
 			// prod monitors Emissary's metrics; envoy-gateway has no monitoring yet (refused).
 			out[stack+"/"+mode] = map[string]string{"ztedge:engine": "envoy-gateway", "ztedge:clientAuth": mode, "ztedge:monitoring": "off"}
+			if mode == components.ClientAuthNLBPassthrough {
+				out[stack+"/"+mode]["ztedge:waf"] = "off" // no WAF on an NLB (refused otherwise)
+			}
 		}
 	}
 	out["local"] = map[string]string{"ztedge:engine": "envoy-gateway"}
@@ -173,7 +176,8 @@ func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
 func mustB64Decode(s string) []byte { b, _ := base64.StdEncoding.DecodeString(s); return b }
 
-// TestEnvoyGatewayTranslates is a first look: dumps what egctl says (guarantees below).
+// TestEnvoyGatewayTranslates renders each configuration, translates it with egctl and checks
+// that every object is Accepted and the guarantees hold on the xDS.
 func TestEnvoyGatewayTranslates(t *testing.T) {
 	egctl := egctlPath(t)
 	for name, edit := range egSources(t) {
@@ -186,5 +190,163 @@ func TestEnvoyGatewayTranslates(t *testing.T) {
 	}
 }
 
-func checkAccepted(t *testing.T, res map[string]any)   {}
-func checkGuarantees(t *testing.T, res map[string]any) {}
+// checkAccepted fails on any object egctl did not accept: every condition of type Accepted,
+// ResolvedRefs or Programmed must be True (a policy it cannot apply says so only there).
+func checkAccepted(t *testing.T, res map[string]any) {
+	t.Helper()
+	seen := 0
+	for kind, v := range res {
+		if kind == "xds" {
+			continue
+		}
+		items, ok := v.([]any)
+		if !ok {
+			items = []any{v}
+		}
+		for _, it := range items {
+			o, _ := it.(map[string]any)
+			name := str(dig(o, "metadata", "name"))
+			var conds []any
+			st, _ := o["status"].(map[string]any)
+			for _, key := range []string{"ancestors", "parents", "listeners"} {
+				list, _ := st[key].([]any)
+				for _, a := range list {
+					c, _ := dig(a, "conditions").([]any)
+					conds = append(conds, c...)
+				}
+			}
+			c, _ := st["conditions"].([]any)
+			conds = append(conds, c...)
+			if len(conds) == 0 {
+				t.Errorf("%s %s: no status conditions", kind, name)
+			}
+			for _, c := range conds {
+				typ, status := str(dig(c, "type")), str(dig(c, "status"))
+				if (typ == "Accepted" || typ == "ResolvedRefs" || typ == "Programmed") && status != "True" {
+					t.Errorf("%s %s: %s=%s: %v", kind, name, typ, status, dig(c, "message"))
+				}
+			}
+			seen++
+		}
+	}
+	if seen == 0 {
+		t.Error("egctl returned no objects")
+	}
+}
+
+func dig(v any, path ...string) any {
+	for _, p := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[p]
+	}
+	return v
+}
+
+// readinessListener is Envoy Gateway's own /ready endpoint (plain HTTP on 19003, load balancer
+// health checks only; the NetworkPolicy admits only the load balancer to it).
+const readinessListener = "envoy-gateway-proxy-ready-0.0.0.0-19003"
+
+// checkGuarantees asserts the edge's guarantees on the xDS Envoy Gateway would send.
+func checkGuarantees(t *testing.T, res map[string]any) {
+	t.Helper()
+	xds, _ := res["xds"].(map[string]any)
+	var configs []any
+	for _, v := range xds {
+		c, _ := dig(v, "configs").([]any)
+		configs = append(configs, c...)
+	}
+	listeners, routes, clusters := 0, 0, 0
+	for _, c := range configs {
+		switch typ := str(dig(c, "@type")); {
+		case strings.HasSuffix(typ, "ListenersConfigDump"):
+			for _, l := range asList(dig(c, "dynamicListeners")) {
+				L := dig(l, "activeState", "listener")
+				name := str(dig(L, "name"))
+				if name == readinessListener {
+					continue
+				}
+				listeners++
+				if dig(L, "defaultFilterChain") != nil {
+					t.Errorf("listener %s has a default filter chain", name)
+				}
+				for _, fc := range asList(dig(L, "filterChains")) {
+					ts := dig(fc, "transportSocket", "typedConfig")
+					if ts == nil {
+						t.Errorf("listener %s: a plaintext filter chain", name)
+						continue
+					}
+					if v := str(dig(ts, "commonTlsContext", "tlsParams", "tlsMinimumProtocolVersion")); v != "TLSv1_3" {
+						t.Errorf("listener %s: TLS minimum %q, want TLSv1_3", name, v)
+					}
+					if b, _ := json.Marshal(fc); !strings.Contains(string(b), `{"remove":"x-user-id"}`) {
+						t.Errorf("listener %s: x-user-id from the client is not removed before the filters", name)
+					}
+				}
+			}
+		case strings.HasSuffix(typ, "RoutesConfigDump"):
+			for _, rc := range asList(dig(c, "dynamicRouteConfigs")) {
+				for _, vh := range asList(dig(rc, "routeConfig", "virtualHosts")) {
+					for _, rt := range asList(dig(vh, "routes")) {
+						routes++
+						checked := false
+						for k := range asMap(dig(rt, "typedPerFilterConfig")) {
+							checked = checked || strings.HasPrefix(k, "envoy.filters.http.ext_authz")
+						}
+						path := str(dig(rt, "match", "path"))
+						public := path == components.TokenPath || path == components.JWKSPath
+						switch {
+						case public && checked:
+							t.Errorf("route %s is checked by ext_authz: /token callers have no token yet", path)
+						case !public && !checked:
+							t.Errorf("route %v has no ext_authz", dig(rt, "match"))
+						}
+					}
+				}
+			}
+		case strings.HasSuffix(typ, "ClustersConfigDump"):
+			for _, cl := range asList(dig(c, "dynamicActiveClusters")) {
+				name := str(dig(cl, "cluster", "name"))
+				if strings.Contains(name, "/"+components.AuthName+"-") || strings.Contains(name, "/extauth/") || !strings.HasPrefix(name, "httproute/") {
+					continue // jwt-auth: plain HTTP inside the edge namespace, as with Emissary
+				}
+				clusters++
+				b, _ := json.Marshal(dig(cl, "cluster"))
+				for _, want := range []string{"UpstreamTlsContext", "validationContextSdsSecretConfig", "tlsCertificateSdsSecretConfigs", "matchTypedSubjectAltNames", `"tlsMinimumProtocolVersion":"TLSv1_3"`} {
+					if !strings.Contains(string(b), want) {
+						t.Errorf("backend cluster %s: no %s (upstream mTLS with validation)", name, want)
+					}
+				}
+			}
+		}
+	}
+	if listeners == 0 || routes == 0 || clusters == 0 {
+		t.Errorf("xDS has %d listeners, %d routes, %d backend clusters", listeners, routes, clusters)
+	}
+}
+
+func asList(v any) []any         { l, _ := v.([]any); return l }
+func asMap(v any) map[string]any { m, _ := v.(map[string]any); return m }
+
+// TestEngineRefusesWhatItCannotMap: envoy-gateway with a mesh, Edge Stack or monitoring is a
+// configuration error naming ztedge:engine, before anything is registered.
+func TestEngineRefusesWhatItCannotMap(t *testing.T) {
+	for name, edit := range map[string]map[string]string{
+		"unknown engine": {"ztedge:engine": "nginx"},
+		"mesh istio":     {"ztedge:engine": "envoy-gateway", "ztedge:upstreamMtls": "istio"},
+		"edge-stack":     {"ztedge:engine": "envoy-gateway", "ztedge:edition": "edge-stack"},
+		"monitoring":     {"ztedge:engine": "envoy-gateway", "ztedge:monitoring": "install"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			g, err := run(t, "dev", stackConfig(t, "dev", edit))
+			if err == nil || !strings.Contains(err.Error(), "ztedge:engine") {
+				t.Fatalf("want an error naming ztedge:engine, got %v", err)
+			}
+			if n := len(g.ofType("kubernetes:helm.sh/v3:Release")); n != 0 {
+				t.Errorf("%d Helm releases registered before the refusal", n)
+			}
+		})
+	}
+}
