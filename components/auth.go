@@ -212,6 +212,9 @@ type AuthServiceArgs struct {
 	OidcIssuer, OidcAudience, OidcJwksURL string
 	// CRDs is the getambassador.io CRD install; the AuthService and Mappings wait for it.
 	CRDs pulumi.Resource
+	// GatewayAPI: the engine is Envoy Gateway, whose ext_authz and jwt-auth routes are Gateway API
+	// objects (components/gatewayapi_edge.go): no Ambassador objects, no CRDs needed.
+	GatewayAPI bool
 	// DependsOn is what the pods need to be schedulable (the node group).
 	DependsOn []pulumi.Resource
 	// MetricsPort, when not 0, makes jwt-auth serve /metrics alone on this port (named
@@ -242,6 +245,9 @@ type AuthService struct {
 // Depending on these two resources, not on this component: a component's children are collected
 // asynchronously, so depending on it may miss some.
 func (c *AuthService) Gate() []pulumi.Resource {
+	if c.AuthService == nil { // GatewayAPI: the engine's ext_authz waits for the Deployment
+		return []pulumi.Resource{c.Deployment}
+	}
 	return []pulumi.Resource{c.AuthService, c.Deployment}
 }
 
@@ -252,7 +258,7 @@ func (a *AuthServiceArgs) validate() error {
 			missing = append(missing, what)
 		}
 	}
-	if a.Namespace == nil || a.CRDs == nil {
+	if a.Namespace == nil || (a.CRDs == nil && !a.GatewayAPI) {
 		missing = append(missing, "Namespace and CRDs")
 	}
 	if len(missing) > 0 {
@@ -608,6 +614,9 @@ func NewAuthService(ctx *pulumi.Context, name string, args *AuthServiceArgs, opt
 		}
 	}
 
+	if args.GatewayAPI {
+		return c.finish(ctx, args)
+	}
 	// Ambassador objects. The AuthService waits only for the CRDs: it must exist before any checked
 	// route, and those routes (and the load balancer) wait for it and for the Deployment (Gate).
 	object := func(kind, objName string, objLabels map[string]string, spec map[string]any) (*apiextensions.CustomResource, error) {
@@ -624,6 +633,11 @@ func NewAuthService(ctx *pulumi.Context, name string, args *AuthServiceArgs, opt
 		return nil, err
 	}
 
+	return c.finish(ctx, args)
+}
+
+// finish sets and registers the outputs.
+func (c *AuthService) finish(ctx *pulumi.Context, args *AuthServiceArgs) (*AuthService, error) {
 	c.TokenEndpoint = pulumi.String("https://" + args.Hostname + TokenPath).ToStringOutput()
 	c.JwksURL = pulumi.String("https://" + args.Hostname + JWKSPath).ToStringOutput()
 	c.Issuer = pulumi.String("https://" + args.Hostname).ToStringOutput()

@@ -50,6 +50,8 @@ type LoadBalancerArgs struct {
 	AmbassadorServicePort int
 	// AmbassadorPodLabels select Ambassador's pods, the NLB's targets (nlb-passthrough).
 	AmbassadorPodLabels map[string]string
+	// Target is Envoy's port and readiness check when Envoy is not Emissary's (engine envoy-gateway).
+	Target *EnvoyTarget
 	// CaCertPem is the trusted-client CA (alb-verify: the ALB trust store).
 	CaCertPem pulumi.StringInput
 	// WebACLArn is the WAF web ACL the controller attaches to the ALB (ALB modes); nil detaches any.
@@ -198,7 +200,7 @@ func NewLoadBalancer(ctx *pulumi.Context, name string, args *LoadBalancerArgs, o
 	if EnvoyTerminatesTLS(args.ClientAuth) {
 		svc, err := corev1.NewService(ctx, name, &corev1.ServiceArgs{
 			Metadata: meta(name+"-nlb", args.Subnets.ToStringArrayOutput().ApplyT(func(subnets []string) map[string]string {
-				return NlbAnnotations(args.Scheme, subnets)
+				return args.Target.healthCheck(nlbAnnotation, NlbAnnotations(args.Scheme, subnets))
 			}).(pulumi.StringMapOutput)),
 			Spec: &corev1.ServiceSpecArgs{
 				Type: pulumi.String("LoadBalancer"),
@@ -208,7 +210,7 @@ func NewLoadBalancer(ctx *pulumi.Context, name string, args *LoadBalancerArgs, o
 				Selector:                 pulumi.ToStringMap(args.AmbassadorPodLabels),
 				Ports: corev1.ServicePortArray{corev1.ServicePortArgs{
 					Name: pulumi.String("https"), Protocol: pulumi.String("TCP"),
-					Port: pulumi.Int(443), TargetPort: pulumi.Int(AmbassadorHTTPSPort),
+					Port: pulumi.Int(443), TargetPort: pulumi.Int(args.Target.httpsPort()),
 				}},
 			},
 		}, child, after)
@@ -237,7 +239,7 @@ func NewLoadBalancer(ctx *pulumi.Context, name string, args *LoadBalancerArgs, o
 		webACLArn = args.WebACLArn
 	}
 	annotations := pulumi.All(args.CertificateArn, trustStoreArn, webACLArn, args.Subnets).ApplyT(func(v []any) map[string]string {
-		return AlbAnnotations(args, v[0].(string), v[1].(string), v[2].(string), v[3].([]string))
+		return args.Target.healthCheck(albAnnotation, AlbAnnotations(args, v[0].(string), v[1].(string), v[2].(string), v[3].([]string)))
 	}).(pulumi.StringMapOutput)
 	ingress, err := networkingv1.NewIngress(ctx, name, &networkingv1.IngressArgs{
 		Metadata: meta(name, annotations),

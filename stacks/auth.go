@@ -10,8 +10,8 @@ import (
 // gate (components.AuthService.Gate): what every checked route and the load balancer wait for.
 func buildAuth(ctx *pulumi.Context, cfg *Config, p *Platform, e *Edge) ([]pulumi.Resource, error) {
 	auth, err := components.NewAuthService(ctx, components.AuthName, &components.AuthServiceArgs{
-		Namespace:      e.Ambassador.NamespaceName,
-		NamespaceName:  e.Ambassador.Namespace,
+		Namespace:      e.namespaceOutput(),
+		NamespaceName:  e.Namespace,
 		Hostname:       cfg.Hostname,
 		Image:          cfg.Auth.Image,
 		Replicas:       cfg.Auth.Replicas,
@@ -26,7 +26,8 @@ func buildAuth(ctx *pulumi.Context, cfg *Config, p *Platform, e *Edge) ([]pulumi
 		OidcIssuer:     cfg.Auth.OidcIssuer,
 		OidcAudience:   cfg.Auth.OidcAudience,
 		OidcJwksURL:    cfg.Auth.OidcJwksURL,
-		CRDs:           e.Ambassador.CRDs,
+		CRDs:           e.ambassadorCRDs(),
+		GatewayAPI:     e.EnvoyGateway != nil,
 		DependsOn:      p.Nodes,
 		MetricsPort:    cfg.authMetricsPort(),
 	}, pulumi.Providers(p.Provider))

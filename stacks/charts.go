@@ -29,6 +29,9 @@ func (c *Config) chartDirSettings() []chartDirSetting {
 			"emissary-crds-chart-" + e.EmissaryVersion, "emissary-ingress-" + e.EmissaryVersion,
 		}, e.Edition == components.EditionEmissary},
 		{"edgeStackChartRepository", &e.EdgeStackChartRepository, []string{"edge-stack-" + e.EdgeStackChartVersion}, e.Edition == components.EditionEdgeStack},
+		{"envoyGatewayChartRepository", &e.EnvoyGatewayChartRepository, []string{
+			"gateway-crds-helm-" + components.EnvoyGatewayVersion, "gateway-helm-" + components.EnvoyGatewayVersion,
+		}, e.Engine == EngineEnvoyGateway},
 		{"albControllerChartRepository", &c.AlbController.ChartRepository, []string{
 			"aws-load-balancer-controller-" + c.AlbController.ChartVersion,
 		}, c.Platform != PlatformLocal},

@@ -49,16 +49,19 @@ func (c *Config) ProxyProtocol() bool {
 
 // EdgeConfig describes Ambassador, the load balancer in front of it and what it routes to.
 type EdgeConfig struct {
-	Edition                  string // "emissary" or "edge-stack"
-	EmissaryChartRepository  string
-	EmissaryVersion          string
-	EdgeStackChartRepository string
-	EdgeStackChartVersion    string
-	EdgeStackCrdsURL         string
-	EdgeStackLicenseKey      string // secret
-	Namespace                string
-	Replicas                 int
-	Resources                map[string]map[string]string
+	Edition string // "emissary" or "edge-stack"
+	// Engine is the proxy (stacks/engine.go): EngineEmissary or EngineEnvoyGateway.
+	Engine                      string
+	EnvoyGatewayChartRepository string
+	EmissaryChartRepository     string
+	EmissaryVersion             string
+	EdgeStackChartRepository    string
+	EdgeStackChartVersion       string
+	EdgeStackCrdsURL            string
+	EdgeStackLicenseKey         string // secret
+	Namespace                   string
+	Replicas                    int
+	Resources                   map[string]map[string]string
 
 	ClientAuth              string
 	SslPolicy               string
@@ -294,28 +297,30 @@ func (r *reader) load(stack string) *Config {
 		Replicas:        r.integer("albControllerReplicas"),
 	}
 	c.Edge = EdgeConfig{
-		Edition:                  r.str("edition"),
-		EmissaryChartRepository:  r.str("emissaryChartRepository"),
-		EmissaryVersion:          r.str("emissaryVersion"),
-		EdgeStackChartRepository: r.str("edgeStackChartRepository"),
-		EdgeStackChartVersion:    r.str("edgeStackChartVersion"),
-		EdgeStackCrdsURL:         r.str("edgeStackCrdsUrl"),
-		EdgeStackLicenseKey:      r.str("edgeStackLicenseKey"),
-		Namespace:                r.str("ambassadorNamespace"),
-		Replicas:                 r.integer("ambassadorReplicas"),
-		ClientAuth:               r.str("clientAuth"),
-		SslPolicy:                r.str("sslPolicy"),
-		LoadBalancerScheme:       r.str("loadBalancerScheme"),
-		LoadBalancerSourceCidrs:  r.strings("loadBalancerSourceCidrs"),
-		Waf:                      r.str("waf"),
-		WafRateLimit:             r.integer("wafRateLimit"),
-		WafCountRules:            r.strings("wafCountRules"),
-		CreateDNSRecord:          r.boolean("createDnsRecord"),
-		CaValidityHours:          r.integer("caValidityHours"),
-		CertValidityHours:        r.integer("certValidityHours"),
-		CertEarlyRenewalHours:    r.integer("certEarlyRenewalHours"),
-		RateLimitImage:           r.str("rateLimitImage"),
-		RedisImage:               r.str("redisImage"),
+		Edition:                     r.str("edition"),
+		Engine:                      r.str("engine"),
+		EnvoyGatewayChartRepository: r.str("envoyGatewayChartRepository"),
+		EmissaryChartRepository:     r.str("emissaryChartRepository"),
+		EmissaryVersion:             r.str("emissaryVersion"),
+		EdgeStackChartRepository:    r.str("edgeStackChartRepository"),
+		EdgeStackChartVersion:       r.str("edgeStackChartVersion"),
+		EdgeStackCrdsURL:            r.str("edgeStackCrdsUrl"),
+		EdgeStackLicenseKey:         r.str("edgeStackLicenseKey"),
+		Namespace:                   r.str("ambassadorNamespace"),
+		Replicas:                    r.integer("ambassadorReplicas"),
+		ClientAuth:                  r.str("clientAuth"),
+		SslPolicy:                   r.str("sslPolicy"),
+		LoadBalancerScheme:          r.str("loadBalancerScheme"),
+		LoadBalancerSourceCidrs:     r.strings("loadBalancerSourceCidrs"),
+		Waf:                         r.str("waf"),
+		WafRateLimit:                r.integer("wafRateLimit"),
+		WafCountRules:               r.strings("wafCountRules"),
+		CreateDNSRecord:             r.boolean("createDnsRecord"),
+		CaValidityHours:             r.integer("caValidityHours"),
+		CertValidityHours:           r.integer("certValidityHours"),
+		CertEarlyRenewalHours:       r.integer("certEarlyRenewalHours"),
+		RateLimitImage:              r.str("rateLimitImage"),
+		RedisImage:                  r.str("redisImage"),
 	}
 	r.json("ambassadorResources", &c.Edge.Resources)
 	r.json("trustedClients", &c.Edge.TrustedClients)

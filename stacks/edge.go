@@ -1,8 +1,6 @@
 package stacks
 
 import (
-	"fmt"
-
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/ztedge/ztedge/components"
@@ -23,12 +21,25 @@ type Edge struct {
 	RateLimit *components.RateLimiting
 	// mesh is the service mesh securing the backend routes (upstreamMtls istio or consul).
 	mesh *meshPlan
+	// EnvoyGateway is the engine's install with engine envoy-gateway (Ambassador is nil then).
+	EnvoyGateway *components.EnvoyGateway
+}
+
+// namespaceOutput is the edge namespace as an output of its creation, whichever engine made it.
+func (e *Edge) namespaceOutput() pulumi.StringOutput {
+	if e.EnvoyGateway != nil {
+		return e.EnvoyGateway.NamespaceName
+	}
+	return e.Ambassador.NamespaceName
 }
 
 // buildEdge creates what the auth layer and the routes build on: Ambassador, the backends'
 // namespaces, the PKI and its Secrets, rate limiting and the NetworkPolicies. Routes and the load
 // balancer come after auth (buildEdgeRouting).
 func buildEdge(ctx *pulumi.Context, cfg *Config, p *Platform) (*Edge, error) {
+	if cfg.Edge.Engine == EngineEnvoyGateway {
+		return buildEnvoyGatewayEdge(ctx, cfg, p)
+	}
 	onCluster := pulumi.Providers(p.Provider)
 	e := &Edge{Namespace: cfg.Edge.Namespace}
 
@@ -62,24 +73,9 @@ func buildEdge(ctx *pulumi.Context, cfg *Config, p *Platform) (*Edge, error) {
 	if err := e.mesh.afterAmbassador(ctx, p, e); err != nil {
 		return nil, err
 	}
-	e.Pki, err = components.NewPki(ctx, "pki", &components.PkiArgs{
-		CommonName:              fmt.Sprintf("ztedge %s edge CA", cfg.Stack),
-		Hostname:                cfg.Hostname,
-		AmbassadorNamespace:     e.Ambassador.NamespaceName,
-		AmbassadorNamespaceName: e.Ambassador.Namespace,
-		AmbassadorServiceName:   e.Ambassador.ServiceName,
-		TrustedClients:          cfg.Edge.TrustedClients,
-		Backends:                cfg.Edge.Backends,
-		BackendNamespaces:       e.BackendNamespaces.Names,
-		CaValidityHours:         cfg.Edge.CaValidityHours,
-		ValidityPeriodHours:     cfg.Edge.CertValidityHours,
-		EarlyRenewalHours:       cfg.Edge.CertEarlyRenewalHours,
-	}, onCluster)
-	if err != nil {
+	if e.Pki, err = newEdgePki(ctx, cfg, e, e.Ambassador.NamespaceName, e.Ambassador.ServiceName, onCluster); err != nil {
 		return nil, err
 	}
-	ctx.Export("caCertificate", e.Pki.CACertPem)
-	ctx.Export("clientCertificates", e.Pki.ClientBundles)
 
 	// ---- Rate limiting (the routes that use it are created in buildEdgeRouting) --------------
 	if components.HasRateLimits(cfg.Edge.Backends) {
@@ -129,6 +125,9 @@ func buildEdge(ctx *pulumi.Context, cfg *Config, p *Platform) (*Edge, error) {
 // backend) and the load balancer (or local Service) in front of it. authGate is what the backends'
 // Mappings and the exposure wait for (AuthService.Gate): no route and no way in before auth.
 func buildEdgeRouting(ctx *pulumi.Context, cfg *Config, p *Platform, e *Edge, authGate []pulumi.Resource) error {
+	if e.EnvoyGateway != nil {
+		return buildEnvoyGatewayRouting(ctx, cfg, p, e, authGate)
+	}
 	onCluster := pulumi.Providers(p.Provider)
 	amb := e.Ambassador
 	var limits []pulumi.Resource
@@ -159,6 +158,27 @@ func buildEdgeRouting(ctx *pulumi.Context, cfg *Config, p *Platform, e *Edge, au
 		_, err := exposeLocally(ctx, cfg, amb, authGate, onCluster)
 		return err
 	}
+	return exposeOnAWS(ctx, cfg, p, e, &edgeTarget{
+		Namespace: amb.NamespaceName, Service: amb.ServiceName,
+		ServicePort: 443, // the chart's https port, → Envoy 8443
+		PodLabels:   amb.PodLabels, DependsOn: append([]pulumi.Resource{amb.Release}, authGate...),
+	})
+}
+
+// edgeTarget is what the AWS load balancer sends to: the engine's Envoy Service (ALB) or pods
+// (NLB), and what it waits for (the engine's release and the auth gate).
+type edgeTarget struct {
+	Namespace   pulumi.StringOutput
+	Service     string
+	ServicePort int
+	PodLabels   map[string]string
+	Target      *components.EnvoyTarget // nil: Emissary's ports
+	DependsOn   []pulumi.Resource
+}
+
+// exposeOnAWS creates the WAF web ACL, the load balancer and the DNS record in front of Envoy.
+func exposeOnAWS(ctx *pulumi.Context, cfg *Config, p *Platform, e *Edge, t *edgeTarget) error {
+	onCluster := pulumi.Providers(p.Provider)
 	var webACLArn pulumi.StringInput
 	if cfg.Edge.Waf != components.WafOff {
 		acl, err := components.NewWebACL(ctx, "edge", &components.WebACLArgs{
@@ -171,7 +191,7 @@ func buildEdgeRouting(ctx *pulumi.Context, cfg *Config, p *Platform, e *Edge, au
 		ctx.Export("webAclArn", acl.Arn)
 	}
 	lb, err := components.NewLoadBalancer(ctx, "edge", &components.LoadBalancerArgs{
-		Namespace:   amb.NamespaceName,
+		Namespace:   t.Namespace,
 		Hostname:    cfg.Hostname,
 		ClientAuth:  cfg.Edge.ClientAuth,
 		Scheme:      cfg.Edge.LoadBalancerScheme,
@@ -180,13 +200,14 @@ func buildEdgeRouting(ctx *pulumi.Context, cfg *Config, p *Platform, e *Edge, au
 		// The ARN comes out of the CertificateValidation: the listener waits for an issued certificate.
 		CertificateArn:        p.CertificateArn,
 		Subnets:               p.LoadBalancerSubnetIDs,
-		AmbassadorService:     amb.ServiceName,
-		AmbassadorServicePort: 443, // the chart's https port, → Envoy 8443
-		AmbassadorPodLabels:   amb.PodLabels,
+		AmbassadorService:     t.Service,
+		AmbassadorServicePort: t.ServicePort,
+		AmbassadorPodLabels:   t.PodLabels,
+		Target:                t.Target,
 		CaCertPem:             e.Pki.ClientCACertPem, // alb-verify trusts the trusted-client CA only
 		WebACLArn:             webACLArn,
 		Controller:            p.LoadBalancerController,
-		DependsOn:             append([]pulumi.Resource{amb.Release}, authGate...),
+		DependsOn:             t.DependsOn,
 		Tags:                  cfg.Tags,
 	}, onCluster)
 	if err != nil {

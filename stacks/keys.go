@@ -86,6 +86,8 @@ var Keys = []Key{
 
 	// Ambassador (Emissary-ingress or Edge Stack).
 	{Name: "edition", Type: "string", Default: "emissary", Group: "ambassador", Description: "emissary (open source, default) or edge-stack (Ambassador Edge Stack; needs edgeStackLicenseKey)."},
+	{Name: "engine", Type: "string", Default: "emissary", Group: "ambassador", Description: "The edge's proxy: emissary (Emissary-ingress 4.x, Envoy 1.37; default) or envoy-gateway (Envoy Gateway v1.9.1, Envoy 1.39, Gateway API). envoy-gateway supports every clientAuth mode and upstreamMtls pki only; not edition edge-stack, not monitoring (README, Engines)."},
+	{Name: "envoyGatewayChartRepository", Type: "string", Default: "oci://docker.io/envoyproxy", Group: "ambassador", Description: "engine envoy-gateway: OCI registry of the gateway-crds-helm and gateway-helm v1.9.1 charts, or a local directory of chart archives."},
 	{Name: "emissaryChartRepository", Type: "string", Default: "oci://ghcr.io/emissary-ingress", Group: "ambassador", Description: "OCI registry of the emissary-crds-chart and emissary-ingress charts (a mirror for air-gapped installs)."},
 	{Name: "emissaryVersion", Type: "string", Default: "4.1.0", Group: "ambassador", Description: "Emissary chart version (4.x: chart version = app version)."},
 	{Name: "edgeStackChartRepository", Type: "string", Default: "https://app.getambassador.io", Group: "ambassador", Description: "Helm repository of the edge-stack chart."},

@@ -56,6 +56,7 @@ func (c *Config) Validate() []error {
 		c.validateAlbController(&p)
 	}
 	c.validateEdge(&p)
+	c.validateEngine(&p)
 	c.validateAuth(&p)
 	c.validateMesh(&p)
 	c.validateMonitoring(&p)
