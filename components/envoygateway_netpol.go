@@ -3,8 +3,6 @@ package components
 import (
 	"fmt"
 
-	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
-	networkingv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/networking/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
@@ -37,20 +35,5 @@ func NewEnvoyGatewayPolicies(ctx *pulumi.Context, name string, args *EnvoyGatewa
 	if args.Namespace == nil || args.NamespaceName == "" || args.APICidr == nil {
 		return nil, fmt.Errorf("envoy-gateway-policies: Namespace(Name) and APICidr are required")
 	}
-	c := &NetworkPolicies{}
-	child, err := register(ctx, "ztedge:edge:EnvoyGatewayPolicies", name, c, opts)
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range args.envoyGatewayPolicies() {
-		np, err := networkingv1.NewNetworkPolicy(ctx, p.nsName+"/"+p.name, &networkingv1.NetworkPolicyArgs{
-			Metadata: metav1.ObjectMetaArgs{Name: pulumi.String(p.name), Namespace: p.namespace},
-			Spec:     p.spec(),
-		}, child)
-		if err != nil {
-			return nil, err
-		}
-		c.Policies = append(c.Policies, np)
-	}
-	return c, ctx.RegisterResourceOutputs(c, pulumi.Map{"count": pulumi.Int(len(c.Policies))})
+	return newPolicySet(ctx, "ztedge:edge:EnvoyGatewayPolicies", name, args.envoyGatewayPolicies(), opts)
 }

@@ -220,12 +220,17 @@ func NewNetworkPolicies(ctx *pulumi.Context, name string, args *NetworkPoliciesA
 	if err := args.validate(); err != nil {
 		return nil, err
 	}
+	return newPolicySet(ctx, "ztedge:edge:NetworkPolicies", name, args.edgePolicies(), opts)
+}
+
+// newPolicySet registers a component of type typ whose children are the given policies.
+func newPolicySet(ctx *pulumi.Context, typ, name string, policies []policy, opts []pulumi.ResourceOption) (*NetworkPolicies, error) {
 	c := &NetworkPolicies{}
-	child, err := register(ctx, "ztedge:edge:NetworkPolicies", name, c, opts)
+	child, err := register(ctx, typ, name, c, opts)
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range args.edgePolicies() {
+	for _, p := range policies {
 		np, err := networkingv1.NewNetworkPolicy(ctx, p.nsName+"/"+p.name, &networkingv1.NetworkPolicyArgs{
 			Metadata: metav1.ObjectMetaArgs{Name: pulumi.String(p.name), Namespace: p.namespace},
 			Spec:     p.spec(),
