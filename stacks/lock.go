@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
@@ -134,7 +133,7 @@ func liveLocalLocks(backendURL, stack string) ([]string, error) {
 		if json.Unmarshal(b, &l) != nil || l.Hostname != host || l.Pid <= 0 {
 			continue
 		}
-		if p, err := os.FindProcess(l.Pid); err == nil && p.Signal(syscall.Signal(0)) == nil {
+		if processRunning(l.Pid) {
 			live = append(live, fmt.Sprintf("%s (pid %d of %s, still running)", f, l.Pid, l.Username))
 		}
 	}

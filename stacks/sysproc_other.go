@@ -17,3 +17,13 @@ func interruptCLI(p *os.Process) error {
 }
 
 func killGroup(p *os.Process) { _ = p.Kill() }
+
+// processRunning: FindProcess opens a handle only to a process that exists.
+func processRunning(pid int) bool {
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return false
+	}
+	_ = p.Release()
+	return true
+}
