@@ -1,19 +1,28 @@
 """Run Emissary 4.1.0's configuration compiler over a set of Kubernetes objects, as diagd does.
 
-Usage: python3 compile.py EMISSARY_SRC OBJECTS.yaml OUT.json
+Usage: python3 compile.py EMISSARY_SRC IN.json OUT.json
 
-EMISSARY_SRC is python/ambassador/src of Emissary v4.1.0 (../shared/emissary). The objects are fed
-as a watt snapshot (what Emissary's Go watcher hands diagd), so Secrets are resolved the way they
-are in a pod: the base SecretHandler finds only Secrets present in the snapshot. OUT.json gets
-{"envoy": the ADS configuration, "errors": the IR's errors, "notices": its notices}.
+EMISSARY_SRC is python/ambassador/src of Emissary v4.1.0 (../shared/emissary). IN.json is
+{"objects": [...], "env": {...}, "podLabels": {...}}: the objects Emissary's Go watcher would hand
+diagd (tests/emissaryconfig_test.go models which), the environment the chart gives Emissary's
+container, and the pod's labels (the chart mounts them at /tmp/ambassador-pod-info/labels).
+The objects are fed as a watt snapshot, so Secrets are resolved the way they are in a pod: the
+base SecretHandler finds only Secrets present in the snapshot. OUT.json gets {"envoy": the ADS
+configuration, "bootstrap": Envoy's bootstrap, "errors": the compiler's errors, "notices": its
+notices}.
 """
 import json
 import logging
+import os
 import sys
 import tempfile
 import types
 
-sys.path.insert(0, sys.argv[1])
+SRC, IN, OUT = sys.argv[1:4]
+job = json.load(open(IN))
+# Emissary's Config reads its environment at import time (config/config.py).
+os.environ.update(job.get("env", {}))
+sys.path.insert(0, SRC)
 
 
 class _NoDurationpy(types.ModuleType):
@@ -25,8 +34,6 @@ class _NoDurationpy(types.ModuleType):
 
 
 sys.modules.setdefault("durationpy", _NoDurationpy("durationpy"))
-
-import yaml  # noqa: E402
 
 from ambassador import IR, Config, EnvoyConfig  # noqa: E402
 from ambassador.fetch import ResourceFetcher  # noqa: E402
@@ -44,10 +51,11 @@ def snapshot(objects):
 def main():
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     logger = logging.getLogger("ambassador")
-    objects = [o for o in yaml.safe_load_all(open(sys.argv[2])) if o]
     aconf = Config()
     fetcher = ResourceFetcher(logger, aconf)
-    fetcher.parse_watt(json.dumps(snapshot(objects)))
+    # The downward-API file the chart mounts; here the labels come with the job.
+    fetcher.load_pod_labels = lambda: aconf.pod_labels.update(job.get("podLabels", {})) or True
+    fetcher.parse_watt(json.dumps(snapshot(job["objects"])))
     aconf.load_all(fetcher.sorted())
     cache_dir = tempfile.mkdtemp(prefix="envoytier-")
     ir = IR(aconf, secret_handler=SecretHandler(logger, cache_dir, cache_dir, "0"))
@@ -57,9 +65,9 @@ def main():
         "envoy": ads,
         "bootstrap": bootstrap,
         "errors": aconf.errors,
-        "notices": ir.notices if hasattr(ir, "notices") else {},
+        "notices": getattr(aconf, "notices", {}),
     }
-    json.dump(out, open(sys.argv[3], "w"), default=str, indent=1, sort_keys=True)
+    json.dump(out, open(OUT, "w"), default=str, indent=1, sort_keys=True)
 
 
 main()

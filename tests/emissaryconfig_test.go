@@ -1,0 +1,448 @@
+package tests
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/ztedge/ztedge/components"
+	"github.com/ztedge/ztedge/stacks"
+)
+
+type stacksSource = stacks.MapSource
+
+// The Envoy-configuration tier for engine emissary: every stack × clientAuth × upstreamMtls ×
+// monitoring (and the Edge Stack edition) is rendered under mocks, the objects Emissary's
+// watcher would hand its compiler are fed to Emissary 4.1.0's own Python compiler
+// (internal/envoytier/compile.py over ../shared/emissary), and each guarantee of the README's
+// security table is asserted on the Envoy configuration it generates (emissaryguarantees_test.go).
+
+// emissaryConfig is one rendered and compiled configuration.
+type emissaryConfig struct {
+	name   string
+	edit   map[string]string
+	envoy  map[string]any // the ADS configuration: listeners, clusters
+	errors map[string]any // the compiler's errors by resource
+	// notices the compiler posted (an ignored field says so here).
+	notices map[string]any
+	inputs  []map[string]any
+}
+
+// emissarySources are the configurations the tier compiles, by name.
+func emissarySources() map[string]map[string]string {
+	out := map[string]map[string]string{}
+	add := func(name string, edit map[string]string) { out[name] = edit }
+	for _, stack := range []string{"dev", "prod", "local"} {
+		modes := components.ClientAuthModes
+		if stack == "local" {
+			modes = []string{components.ClientAuthNLBPassthrough, components.ClientAuthOff}
+		}
+		for _, mode := range modes {
+			for _, mtls := range components.UpstreamMtlsModes {
+				for _, mon := range []string{"off", "existing", "install"} {
+					edit := map[string]string{"ztedge:clientAuth": mode, "ztedge:monitoring": mon}
+					for k, v := range meshEdits(mtls) {
+						edit[k] = v
+					}
+					if mode == components.ClientAuthNLBPassthrough && stack != "local" {
+						edit["ztedge:waf"] = "off" // no WAF on an NLB (refused otherwise)
+					}
+					add(fmt.Sprintf("%s/%s/%s/monitoring-%s", stack, mode, mtls, mon), edit)
+				}
+			}
+			edit := map[string]string{"ztedge:clientAuth": mode, "ztedge:edition": components.EditionEdgeStack,
+				"ztedge:edgeStackChartVersion": "8.10.1-rc.1", "ztedge:edgeStackLicenseKey": "test-license-jwt",
+				"ztedge:edgeStackCrdsUrl": "https://app.getambassador.io/yaml/edge-stack/3.10.1-rc.1/aes-crds.yaml"}
+			if mode == components.ClientAuthNLBPassthrough && stack != "local" {
+				edit["ztedge:waf"] = "off"
+			}
+			add(fmt.Sprintf("%s/%s/edge-stack", stack, mode), edit)
+		}
+	}
+	return out
+}
+
+var (
+	emissaryOnce     sync.Once
+	emissaryCompiled []*emissaryConfig
+	emissaryRefused  map[string]string
+)
+
+// compiledEmissaryConfigs renders and compiles every source once per test binary; configurations
+// the program refuses (a combination the validation forbids) are listed, not compiled.
+func compiledEmissaryConfigs(t *testing.T) []*emissaryConfig {
+	t.Helper()
+	python, src := emissaryCompiler(t)
+	emissaryOnce.Do(func() {
+		emissaryRefused = map[string]string{}
+		type job struct {
+			name string
+			edit map[string]string
+		}
+		jobs := make(chan job)
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for j := range jobs {
+					c, refused := compileEmissary(t, python, src, j.name, j.edit)
+					mu.Lock()
+					if c != nil {
+						emissaryCompiled = append(emissaryCompiled, c)
+					} else {
+						emissaryRefused[j.name] = refused
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		sources := emissarySources()
+		for _, name := range sortedKeys(sources) {
+			jobs <- job{name, sources[name]}
+		}
+		close(jobs)
+		wg.Wait()
+		sort.Slice(emissaryCompiled, func(i, j int) bool { return emissaryCompiled[i].name < emissaryCompiled[j].name })
+	})
+	if len(emissaryCompiled) == 0 {
+		t.Fatalf("no configuration compiled; refused: %v", emissaryRefused)
+	}
+	return emissaryCompiled
+}
+
+// emissaryCompiler finds Python and Emissary's source (unpacked once from ../shared/emissary into
+// the cache). Under CI both must be there; elsewhere the tier is skipped saying how to get them.
+func emissaryCompiler(t *testing.T) (python, src string) {
+	t.Helper()
+	fail := func(format string, args ...any) {
+		t.Helper()
+		if os.Getenv("CI") == "true" {
+			t.Fatalf(format, args...)
+		}
+		t.Skipf(format, args...)
+	}
+	python = os.Getenv("ZTEDGE_PYTHON")
+	if python == "" {
+		python = "python3"
+	}
+	src = os.Getenv("ZTEDGE_EMISSARY_SRC")
+	if src == "" {
+		home, _ := os.UserHomeDir()
+		src = filepath.Join(home, ".cache", "ztedge-tools", "emissary-"+emissaryCompilerVersion, "python", "ambassador", "src")
+	}
+	if _, err := os.Stat(filepath.Join(src, "ambassador", "ir", "ir.py")); err != nil {
+		fail("Emissary's compiler source is not at %s: run `bash .ci/emissary.sh` (unpacks ../shared/emissary)", src)
+	}
+	check := exec.Command(python, "-c", "import yaml, orjson, requests, prometheus_client")
+	check.Env = pythonEnv()
+	if out, err := check.CombinedOutput(); err != nil {
+		fail("%s lacks the compiler's dependencies (PyYAML, orjson, requests, prometheus_client: `bash .ci/emissary.sh`): %v\n%s", python, err, out)
+	}
+	return python, src
+}
+
+// pythonEnv adds Debian's prometheus_client (python3-prometheus-client) when the interpreter is
+// another Python of the same version (e.g. pyenv's, which has orjson).
+func pythonEnv() []string {
+	env := os.Environ()
+	if p := os.Getenv("ZTEDGE_PYTHONPATH"); p != "" {
+		env = append(env, "PYTHONPATH="+p)
+	}
+	return env
+}
+
+// compileEmissary renders one configuration and compiles what Emissary would see. It returns the
+// program's error instead when the configuration is refused.
+func compileEmissary(t *testing.T, python, src, name string, edit map[string]string) (*emissaryConfig, string) {
+	stack := strings.Split(name, "/")[0]
+	cfg := stackConfig(t, stack, edit)
+	for _, secret := range []string{"ztedge:edgeStackLicenseKey", "ztedge:consulToken"} {
+		if edit[secret] != "" {
+			cfg.Secrets[secret] = true
+		}
+	}
+	g, err := run(t, stack, cfg)
+	if err != nil {
+		return nil, err.Error()
+	}
+	in := emissaryWatch(t, g, cfg)
+	dir := t.TempDir()
+	inFile, outFile := filepath.Join(dir, "in.json"), filepath.Join(dir, "out.json")
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(inFile, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(python, filepath.Join(repoRoot(t), "internal", "envoytier", "compile.py"), src, inFile, outFile)
+	cmd.Env = pythonEnv()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("%s: Emissary's compiler failed: %v\n%s", name, err, out)
+		return nil, "compiler failed"
+	}
+	var res struct {
+		Envoy   map[string]any `json:"envoy"`
+		Errors  map[string]any `json:"errors"`
+		Notices map[string]any `json:"notices"`
+	}
+	b, err = os.ReadFile(outFile)
+	if err == nil {
+		err = json.Unmarshal(b, &res)
+	}
+	if err != nil {
+		t.Fatalf("%s: compiler output: %v", name, err)
+	}
+	if dump := os.Getenv("ZTEDGE_EMISSARY_DUMP"); dump != "" {
+		base := filepath.Join(dump, strings.ReplaceAll(name, "/", "_"))
+		_ = os.MkdirAll(dump, 0o755)
+		_ = os.WriteFile(base+".out.json", b, 0o600)
+		in, _ := json.MarshalIndent(in, "", " ")
+		_ = os.WriteFile(base+".in.json", in, 0o600)
+	}
+	return &emissaryConfig{name: name, edit: edit, envoy: res.Envoy, errors: res.Errors, notices: res.Notices, inputs: in.Objects}, ""
+}
+
+// emissaryCompilerVersion is the Emissary release whose compiler ../shared/emissary holds.
+const emissaryCompilerVersion = "4.1.0"
+
+// emissaryJob is compile.py's input.
+type emissaryJob struct {
+	Objects   []map[string]any  `json:"objects"`
+	Env       map[string]string `json:"env"`
+	PodLabels map[string]string `json:"podLabels"`
+}
+
+// emissaryWatch is what Emissary's pod would feed its compiler for a rendered stack:
+//   - the chart's Module and container environment, modelled on the emissary-ingress 4.1.0
+//     templates (module.yaml; deployment.yaml's env) from the values ztedge gives the release
+//     (TestEmissaryChartTemplatesModelled checks the templates still say so);
+//   - the objects its Go watcher lists (cmd/entrypoint/interesting_types.go at v4.1.0): Services,
+//     Endpoints, Ingresses and every getambassador.io kind in all namespaces, or only in
+//     AMBASSADOR_NAMESPACE under AMBASSADOR_SINGLE_NAMESPACE; ConfigMaps of AMBASSADOR_NAMESPACE;
+//     filtered by AMBASSADOR_LABEL_SELECTOR;
+//   - of the Secrets, only those a Host or TLSContext names (cmd/entrypoint/secrets.go,
+//     ReconcileSecrets), with stand-in PEMs (the mocks' certificates are placeholders);
+//   - the objects other teams own and ztedge does not create: each backend's Service, and what
+//     hostileObjects adds.
+func emissaryWatch(t *testing.T, g *graph, cfg stacksSource) emissaryJob {
+	t.Helper()
+	job := emissaryJob{Env: map[string]string{}, PodLabels: map[string]string{}}
+	var rendered []map[string]any
+	for _, res := range g.all {
+		if !res.Custom {
+			continue
+		}
+		obj, ok := plain(res).(map[string]any)
+		if !ok {
+			continue
+		}
+		if values, _ := input(res, "values").(map[string]any); res.Type == typeRelease && values["module"] != nil {
+			ns := str(input(res, "namespace"))
+			job.Env, job.PodLabels = emissaryChartEnv(values, ns), chartPodLabels(values, res.Name)
+			rendered = append(rendered, emissaryChartModule(values, ns))
+			continue
+		}
+		rendered = append(rendered, obj)
+	}
+	rendered = append(rendered, backendServices(t, cfg)...)
+	rendered = append(rendered, runtimeSecrets(job.Env, rendered)...)
+	rendered = append(rendered, hostileObjects(cfg)...)
+
+	secretRefs := emissarySecretRefs(rendered)
+	pemPair := selfSigned(t)
+	for _, obj := range rendered {
+		kind, ns := str(obj["kind"]), str(dig(obj, "metadata", "namespace"))
+		if !emissaryWatches(job.Env, obj) {
+			continue
+		}
+		if kind == "Secret" {
+			if !secretRefs[ns+"/"+str(dig(obj, "metadata", "name"))] {
+				continue
+			}
+			obj = standInSecret(obj, pemPair)
+		}
+		job.Objects = append(job.Objects, obj)
+	}
+	return job
+}
+
+// emissaryWatches reports whether the watcher lists obj (its kind, namespace and labels).
+func emissaryWatches(env map[string]string, obj map[string]any) bool {
+	api, kind, ns := str(obj["apiVersion"]), str(obj["kind"]), str(dig(obj, "metadata", "namespace"))
+	switch {
+	case strings.HasPrefix(api, "getambassador.io/"):
+	case api == "v1" && (kind == "Service" || kind == "Endpoints" || kind == "Secret"):
+		if kind == "Endpoints" && ns == "kube-system" {
+			return false
+		}
+	case api == "v1" && kind == "ConfigMap":
+		if ns != env["AMBASSADOR_NAMESPACE"] {
+			return false
+		}
+	case kind == "Ingress":
+	default:
+		return false
+	}
+	if env["AMBASSADOR_SINGLE_NAMESPACE"] != "" && ns != env["AMBASSADOR_NAMESPACE"] {
+		return false
+	}
+	if sel := env["AMBASSADOR_LABEL_SELECTOR"]; sel != "" {
+		labels, _ := dig(obj, "metadata", "labels").(map[string]any)
+		for _, term := range strings.Split(sel, ",") {
+			k, v, _ := strings.Cut(term, "=")
+			if str(labels[k]) != v {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// emissarySecretRefs are the Secrets (namespace/name) a Host or TLSContext names; a name
+// "secret.ns" points into another namespace (secret namespacing, Emissary's default).
+func emissarySecretRefs(objs []map[string]any) map[string]bool {
+	refs := map[string]bool{}
+	add := func(owner map[string]any, name, ns any) {
+		n := str(name)
+		if name == nil || n == "" {
+			return
+		}
+		namespace := str(dig(owner, "metadata", "namespace"))
+		if ns != nil && str(ns) != "" {
+			namespace = str(ns)
+		} else if base, other, ok := strings.Cut(n, "."); ok {
+			n, namespace = base, other
+		}
+		refs[namespace+"/"+n] = true
+	}
+	for _, o := range objs {
+		switch str(o["kind"]) {
+		case "Host":
+			add(o, dig(o, "spec", "tlsSecret", "name"), dig(o, "spec", "tlsSecret", "namespace"))
+			add(o, dig(o, "spec", "tls", "ca_secret"), nil)
+			add(o, dig(o, "spec", "tls", "crl_secret"), nil)
+		case "TLSContext":
+			for _, k := range []string{"secret", "ca_secret", "crl_secret"} {
+				add(o, dig(o, "spec", k), nil)
+			}
+		}
+	}
+	return refs
+}
+
+// standInSecret replaces a Secret's certificate material with a real PEM pair, keeping its type.
+func standInSecret(obj map[string]any, pemPair [2]string) map[string]any {
+	out := map[string]any{}
+	for k, v := range obj {
+		out[k] = v
+	}
+	delete(out, "stringData")
+	out["data"] = map[string]any{"tls.crt": pemPair[0], "tls.key": pemPair[1], "ca.crt": pemPair[0],
+		"cert-chain.pem": pemPair[0], "key.pem": pemPair[1], "root-cert.pem": pemPair[0]}
+	if out["type"] == nil {
+		out["type"] = "Opaque"
+	}
+	return out
+}
+
+// emissaryChartModule is the chart's templates/module.yaml: the `ambassador` Module whose config
+// is the release's `module` value (the chart's own defaults merged under ztedge's, as Helm does).
+func emissaryChartModule(values map[string]any, ns string) map[string]any {
+	config := map[string]any{"enabled": true, "diagnostics": map[string]any{"enabled": false, "allow_non_local": true}}
+	module, _ := values["module"].(map[string]any)
+	for k, v := range module {
+		config[k] = v
+	}
+	spec := map[string]any{"config": config}
+	if env, _ := values["env"].(map[string]any); env["AMBASSADOR_ID"] != nil {
+		spec["ambassador_id"] = []any{str(env["AMBASSADOR_ID"])}
+	}
+	return map[string]any{"apiVersion": "getambassador.io/v3alpha1", "kind": "Module",
+		"metadata": map[string]any{"name": "ambassador", "namespace": ns}, "spec": spec}
+}
+
+// emissaryChartEnv is the environment deployment.yaml gives Emissary's container (HOST_IP and the
+// waitForApiext variables aside: the compiler does not read them).
+func emissaryChartEnv(values map[string]any, ns string) map[string]string {
+	env := map[string]string{"AMBASSADOR_NAMESPACE": ns}
+	if dig(values, "namespace", "name") != nil {
+		env["AMBASSADOR_NAMESPACE"] = str(dig(values, "namespace", "name"))
+	}
+	if dig(values, "scope", "singleNamespace") == true {
+		env["AMBASSADOR_SINGLE_NAMESPACE"] = "YES"
+	}
+	if dig(values, "prometheusExporter", "enabled") == true {
+		env["STATSD_ENABLED"], env["STATSD_HOST"] = "true", "localhost"
+	}
+	vals, _ := values["env"].(map[string]any)
+	for k, v := range vals {
+		env[strings.ToUpper(k)] = str(v)
+	}
+	return env
+}
+
+// chartPodLabels are the labels of Emissary's pods (the chart's selector labels and podLabels).
+func chartPodLabels(values map[string]any, release string) map[string]string {
+	labels := map[string]string{"app.kubernetes.io/instance": release}
+	pl, _ := values["podLabels"].(map[string]any)
+	for k, v := range pl {
+		labels[k] = str(v)
+	}
+	return labels
+}
+
+// backendServices are the backend teams' Services, which the backends' Mappings route to.
+func backendServices(t *testing.T, cfg stacksSource) []map[string]any {
+	var backends []components.Backend
+	if err := json.Unmarshal([]byte(cfg.Values["ztedge:backends"]), &backends); err != nil {
+		t.Fatal(err)
+	}
+	var out []map[string]any
+	for _, b := range backends {
+		out = append(out, map[string]any{"apiVersion": "v1", "kind": "Service",
+			"metadata": map[string]any{"name": b.ServiceName(), "namespace": b.Namespace},
+			"spec":     map[string]any{"ports": []any{map[string]any{"name": "https", "port": b.Port}}, "selector": b.Selector()}})
+	}
+	return out
+}
+
+// runtimeSecrets are the Secrets that exist only once the edge runs: Emissary's watcher builds
+// "istio-certs" (type kubernetes.io/tls, in its own namespace) from the files in
+// AMBASSADOR_ISTIO_SECRET_DIR (cmd/entrypoint/istiocert.go), and consul-cert-sync writes the
+// Consul Connect leaf and roots (components/consul.go).
+func runtimeSecrets(env map[string]string, objs []map[string]any) []map[string]any {
+	secret := func(name, ns string) map[string]any {
+		return map[string]any{"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+			"metadata": map[string]any{"name": name, "namespace": ns}}
+	}
+	ns := env["AMBASSADOR_NAMESPACE"]
+	var out []map[string]any
+	if env["AMBASSADOR_ISTIO_SECRET_DIR"] != "" {
+		out = append(out, secret(components.IstioCertsSecret, ns))
+	}
+	for _, o := range objs {
+		if str(o["kind"]) == "TLSContext" && str(dig(o, "metadata", "name")) == components.ConsulTLSContext {
+			out = append(out, secret(components.ConsulLeafSecret, ns), secret(components.ConsulRootsSecret, ns))
+		}
+	}
+	return out
+}
+
+// hostileObjects: none yet.
+func hostileObjects(cfg stacksSource) []map[string]any { return nil }
+
+func TestEmissaryTierProbe(t *testing.T) {
+	for _, c := range compiledEmissaryConfigs(t) {
+		t.Logf("%s: errors %v notices %v", c.name, c.errors, c.notices)
+	}
+	t.Logf("refused: %v", emissaryRefused)
+}
