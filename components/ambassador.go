@@ -140,7 +140,7 @@ func EmissaryCRDValues() map[string]any {
 // Stack passes them to its emissary-ingress subchart).
 func ambassadorPodValues(n AmbassadorNaming, replicas int, resources map[string]map[string]string, module map[string]any) map[string]any {
 	selector := map[string]any{"matchLabels": toAnyMap(n.PodLabels)}
-	moduleConfig := mergeValues(map[string]any{
+	moduleConfig := MergeValues(map[string]any{
 		// No diagnostics UI, and none reachable from outside the pod either.
 		"diagnostics": map[string]any{"enabled": false, "allow_non_local": false},
 	}, module)
@@ -275,7 +275,7 @@ func NewAmbassador(ctx *pulumi.Context, name string, args *AmbassadorArgs, opts 
 			return nil, err
 		}
 		releaseDeps = append(releaseDeps, rbac)
-		values = mergeValues(EmissaryValues(args.Replicas, args.Resources, args.Module), args.PodValues)
+		values = MergeValues(EmissaryValues(args.Replicas, args.Resources, args.Module), args.PodValues)
 		chart, version = chartRef(args.EmissaryChartRepository, "emissary-ingress", args.EmissaryVersion), args.EmissaryVersion
 	case EditionEdgeStack:
 		license, err := corev1.NewSecret(ctx, name+"-license", &corev1.SecretArgs{
@@ -298,7 +298,7 @@ func NewAmbassador(ctx *pulumi.Context, name string, args *AmbassadorArgs, opts 
 		c.EdgeStackRedis = &PodPort{Labels: map[string]string{"app.kubernetes.io/name": naming.Release + "-redis", "app.kubernetes.io/instance": naming.Release}, Port: 6379}
 		releaseDeps = append(releaseDeps, license)
 		values = EdgeStackValues(args.Replicas, args.Resources, args.Module)
-		values["emissary-ingress"] = mergeValues(values["emissary-ingress"].(map[string]any), args.PodValues)
+		values["emissary-ingress"] = MergeValues(values["emissary-ingress"].(map[string]any), args.PodValues)
 		version = args.EdgeStackChartVersion
 		chart, repo = chartRef(args.EdgeStackChartRepository, "edge-stack", version), helmRepository(args.EdgeStackChartRepository)
 	}
@@ -346,8 +346,8 @@ func IsChartDir(source string) bool {
 	return source != "" && !strings.Contains(source, "://")
 }
 
-// mergeValues returns base with over merged in, maps key by key (as Helm merges values).
-func mergeValues(base, over map[string]any) map[string]any {
+// MergeValues returns base with over merged in, maps key by key (as Helm merges values).
+func MergeValues(base, over map[string]any) map[string]any {
 	out := make(map[string]any, len(base)+len(over))
 	for k, v := range base {
 		out[k] = v
@@ -356,7 +356,7 @@ func mergeValues(base, over map[string]any) map[string]any {
 		b, bok := out[k].(map[string]any)
 		o, ook := v.(map[string]any)
 		if bok && ook {
-			v = mergeValues(b, o)
+			v = MergeValues(b, o)
 		}
 		out[k] = v
 	}

@@ -89,6 +89,15 @@ func AmbassadorModuleConfig(clientAuth string) map[string]any {
 	for k, v := range AccessLogModuleConfig() { // JSON access log (components/accesslog.go)
 		config[k] = v
 	}
+	// Emissary otherwise adds /ambassador/v0/check_ready and check_alive to the edge's virtual
+	// host on 8443, proxied to its admin port (ir/irambassador.py, add_mappings): the internet
+	// would learn the pod's readiness and reach the admin server. The load balancer and the
+	// kubelet probe 8877 directly, which these settings do not change. The diagnostics UI stays
+	// off and local-only (the chart's default has allow_non_local: true), said here so no chart
+	// default can open it.
+	config["readiness_probe"] = map[string]any{"enabled": false}
+	config["liveness_probe"] = map[string]any{"enabled": false}
+	config["diagnostics"] = map[string]any{"enabled": false, "allow_non_local": false}
 	if EnvoyTerminatesTLS(clientAuth) {
 		// Envoy verified the client's certificate: hand it to jwt-auth in X-Forwarded-Client-Cert.
 		// SANITIZE_SET replaces whatever XFCC the client sent, so the header only comes from Envoy.
@@ -212,15 +221,21 @@ func ListenerSpec(behindALB, proxyProtocol bool) map[string]any {
 		delete(spec, "protocol")
 		spec["protocolStack"] = ProxyProtocolStack
 	}
+	// securityModel XFP, never SECURE: Emissary gives the HTTPS listener a second, plaintext filter
+	// chain (httphost-shared, for any connection the TLS inspector finds is not TLS) and adds
+	// every route to it. Under SECURE those routes match unconditionally, so a client speaking
+	// plain HTTP to 8443 is routed; under XFP each route requires X-Forwarded-Proto: https and
+	// the Host's insecure action (Reject) drops the http ones (envoy/v3/v3listener.py,
+	// compute_http_routes, at v4.1.0). Envoy sets X-Forwarded-Proto itself from the connection
+	// unless the Listener trusts a hop (l7Depth): TestEnvoyServesNoPlaintext.
+	spec["securityModel"] = "XFP"
 	if behindALB {
 		// One ALB in front: trust its X-Forwarded-Proto and exactly one X-Forwarded-For hop, so
 		// the client address is the one the ALB saw and a client cannot spoof it.
-		spec["securityModel"] = "XFP"
 		spec["l7Depth"] = 1
 	} else {
-		// Every connection on this port is the client's own TLS session, and no proxy's
-		// forwarding headers are trusted.
-		spec["securityModel"] = "SECURE"
+		// Every connection on this port is the client's own TLS session: no proxy's forwarding
+		// headers are trusted, and Envoy overwrites any X-Forwarded-Proto a client sends.
 		spec["l7Depth"] = 0
 	}
 	return spec

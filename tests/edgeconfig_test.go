@@ -212,10 +212,11 @@ func TestListenerAndHost(t *testing.T) {
 		}
 		l := listeners[0]
 		// Only behind an ALB are forwarding headers trusted (one hop); where clients reach Envoy
-		// directly, trusting any would let them spoof their address.
+		// directly, trusting any would let them spoof their address. XFP in every mode: under
+		// SECURE the plaintext chain routes everything (TestEnvoyServesNoPlaintext).
 		wantModel, wantDepth := "XFP", float64(1)
 		if !behindALB(r.cfg) {
-			wantModel, wantDepth = "SECURE", 0
+			wantDepth = 0
 		}
 		want := map[string]any{
 			"port": float64(8443), "protocol": "HTTPS", "securityModel": wantModel, "l7Depth": wantDepth,

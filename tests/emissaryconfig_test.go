@@ -11,7 +11,10 @@ import (
 	"sync"
 	"testing"
 
+	"sigs.k8s.io/yaml"
+
 	"github.com/ztedge/ztedge/components"
+	"github.com/ztedge/ztedge/internal/mockengine"
 	"github.com/ztedge/ztedge/stacks"
 )
 
@@ -153,7 +156,12 @@ func emissaryCompiler(t *testing.T) (python, src string) {
 // another Python of the same version (e.g. pyenv's, which has orjson).
 func pythonEnv() []string {
 	env := os.Environ()
-	if p := os.Getenv("ZTEDGE_PYTHONPATH"); p != "" {
+	p := os.Getenv("ZTEDGE_PYTHONPATH")
+	if p == "" {
+		home, _ := os.UserHomeDir()
+		p = filepath.Join(home, ".cache", "ztedge-tools", "emissary-"+emissaryCompilerVersion, "pylib") // .ci/emissary.sh
+	}
+	if _, err := os.Stat(p); err == nil {
 		env = append(env, "PYTHONPATH="+p)
 	}
 	return env
@@ -219,6 +227,7 @@ type emissaryJob struct {
 	Objects   []map[string]any  `json:"objects"`
 	Env       map[string]string `json:"env"`
 	PodLabels map[string]string `json:"podLabels"`
+	Mounts    []string          `json:"mounts"`
 }
 
 // emissaryWatch is what Emissary's pod would feed its compiler for a rendered stack:
@@ -245,10 +254,16 @@ func emissaryWatch(t *testing.T, g *graph, cfg stacksSource) emissaryJob {
 		if !ok {
 			continue
 		}
-		if values, _ := input(res, "values").(map[string]any); res.Type == typeRelease && values["module"] != nil {
+		if values, defaults := emissaryChartValues(t, res); values != nil {
 			ns := str(input(res, "namespace"))
+			values = components.MergeValues(defaults, values)
 			job.Env, job.PodLabels = emissaryChartEnv(values, ns), chartPodLabels(values, res.Name)
-			rendered = append(rendered, emissaryChartModule(values, ns))
+			for _, m := range asList(values["volumeMounts"]) {
+				job.Mounts = append(job.Mounts, str(dig(m, "mountPath")))
+			}
+			if module, _ := values["module"].(map[string]any); module["enabled"] != false {
+				rendered = append(rendered, emissaryChartModule(values, ns))
+			}
 			continue
 		}
 		rendered = append(rendered, obj)
@@ -339,30 +354,77 @@ func emissarySecretRefs(objs []map[string]any) map[string]bool {
 	return refs
 }
 
-// standInSecret replaces a Secret's certificate material with a real PEM pair, keeping its type.
+// standInSecret gives a Secret real PEMs under the keys it has (the mocks' certificates are
+// placeholders; a key Emissary reads but ztedge does not set, like ca.crt beside a server
+// certificate, changes what it generates), keeping its type. A runtime Secret without data
+// gets the keys of its type.
 func standInSecret(obj map[string]any, pemPair [2]string) map[string]any {
 	out := map[string]any{}
 	for k, v := range obj {
 		out[k] = v
 	}
+	keys := map[string]bool{}
+	for _, field := range []string{"data", "stringData"} {
+		m, _ := obj[field].(map[string]any)
+		for k := range m {
+			keys[k] = true
+		}
+	}
+	if len(keys) == 0 {
+		keys = map[string]bool{"tls.crt": true, "tls.key": true}
+	}
 	delete(out, "stringData")
-	out["data"] = map[string]any{"tls.crt": pemPair[0], "tls.key": pemPair[1], "ca.crt": pemPair[0],
-		"cert-chain.pem": pemPair[0], "key.pem": pemPair[1], "root-cert.pem": pemPair[0]}
+	data := map[string]any{}
+	for k := range keys {
+		switch {
+		case strings.HasSuffix(k, ".key") || k == "key.pem":
+			data[k] = pemPair[1]
+		case strings.HasSuffix(k, ".crt") || strings.HasSuffix(k, ".pem"):
+			data[k] = pemPair[0]
+		default:
+			data[k] = b64([]byte("stand-in"))
+		}
+	}
+	out["data"] = data
 	if out["type"] == nil {
 		out["type"] = "Opaque"
 	}
 	return out
 }
 
-// emissaryChartModule is the chart's templates/module.yaml: the `ambassador` Module whose config
-// is the release's `module` value (the chart's own defaults merged under ztedge's, as Helm does).
-func emissaryChartModule(values map[string]any, ns string) map[string]any {
-	config := map[string]any{"enabled": true, "diagnostics": map[string]any{"enabled": false, "allow_non_local": true}}
-	module, _ := values["module"].(map[string]any)
-	for k, v := range module {
-		config[k] = v
+// emissaryChartValues are, for the release of Emissary (or Edge Stack's emissary-ingress
+// subchart), the values ztedge gives it and the chart's defaults (its values.yaml, kept in
+// tests/testdata/charts); nil for any other resource.
+func emissaryChartValues(t *testing.T, res *mockengine.Resource) (values, defaults map[string]any) {
+	if res.Type != typeRelease {
+		return nil, nil
 	}
-	spec := map[string]any{"config": config}
+	values, _ = input(res, "values").(map[string]any)
+	chart := "emissary-ingress-4.1.0"
+	if sub, ok := values["emissary-ingress"].(map[string]any); ok {
+		values, chart = sub, "edge-stack-8.10.1-rc.1"
+	}
+	if values["module"] == nil {
+		return nil, nil
+	}
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "tests", "testdata", "charts", chart, "values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, &defaults); err != nil {
+		t.Fatal(err)
+	}
+	if sub, ok := defaults["emissary-ingress"].(map[string]any); ok {
+		defaults = sub
+	}
+	return values, defaults
+}
+
+// emissaryChartModule is the chart's templates/module.yaml: the `ambassador` Module whose config
+// is the `module` value (with `enabled`, which the template copies into the config too).
+func emissaryChartModule(values map[string]any, ns string) map[string]any {
+	module, _ := values["module"].(map[string]any)
+	spec := map[string]any{"config": module}
 	if env, _ := values["env"].(map[string]any); env["AMBASSADOR_ID"] != nil {
 		spec["ambassador_id"] = []any{str(env["AMBASSADOR_ID"])}
 	}
@@ -439,10 +501,3 @@ func runtimeSecrets(env map[string]string, objs []map[string]any) []map[string]a
 
 // hostileObjects: none yet.
 func hostileObjects(cfg stacksSource) []map[string]any { return nil }
-
-func TestEmissaryTierProbe(t *testing.T) {
-	for _, c := range compiledEmissaryConfigs(t) {
-		t.Logf("%s: errors %v notices %v", c.name, c.errors, c.notices)
-	}
-	t.Logf("refused: %v", emissaryRefused)
-}

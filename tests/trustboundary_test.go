@@ -270,7 +270,7 @@ func TestRealClientAddressThroughTheNLB(t *testing.T) {
 			if !reflect.DeepEqual(stack, []any{"PROXY", "TLS", "HTTP", "TCP"}) || spec(l, "protocol") != nil {
 				t.Errorf("Listener protocolStack %v (protocol %v): PROXY must come before TLS (Emissary's HTTPSPROXY puts TLS first, emissary#4153)", stack, spec(l, "protocol"))
 			}
-			if spec(l, "securityModel") != "SECURE" || spec(l, "l7Depth") != float64(0) {
+			if spec(l, "securityModel") != "XFP" || spec(l, "l7Depth") != float64(0) {
 				t.Errorf("Listener %v/%v: clients connect through the NLB at layer 4, no forwarding header is trusted", spec(l, "securityModel"), spec(l, "l7Depth"))
 			}
 			a := annotations(loadBalancerServices(r.g)[0])

@@ -3,9 +3,11 @@
 Usage: python3 compile.py EMISSARY_SRC IN.json OUT.json
 
 EMISSARY_SRC is python/ambassador/src of Emissary v4.1.0 (../shared/emissary). IN.json is
-{"objects": [...], "env": {...}, "podLabels": {...}}: the objects Emissary's Go watcher would hand
-diagd (tests/emissaryconfig_test.go models which), the environment the chart gives Emissary's
-container, and the pod's labels (the chart mounts them at /tmp/ambassador-pod-info/labels).
+{"objects": [...], "env": {...}, "podLabels": {...}, "mounts": [...]}: the objects Emissary's Go
+watcher would hand diagd (tests/emissaryconfig_test.go models which), the environment the chart
+gives Emissary's container, the pod's labels (the chart mounts them at
+/tmp/ambassador-pod-info/labels) and the directories mounted into the container (a TLSContext
+naming a file, e.g. Istio's root certificate, finds it only under one of them).
 The objects are fed as a watt snapshot, so Secrets are resolved the way they are in a pod: the
 base SecretHandler finds only Secrets present in the snapshot. OUT.json gets {"envoy": the ADS
 configuration, "bootstrap": Envoy's bootstrap, "errors": the compiler's errors, "notices": its
@@ -58,7 +60,9 @@ def main():
     fetcher.parse_watt(json.dumps(snapshot(job["objects"])))
     aconf.load_all(fetcher.sorted())
     cache_dir = tempfile.mkdtemp(prefix="envoytier-")
-    ir = IR(aconf, secret_handler=SecretHandler(logger, cache_dir, cache_dir, "0"))
+    mounts = [m.rstrip("/") + "/" for m in job.get("mounts") or []]
+    in_pod = lambda path: path.startswith(cache_dir) or any(path.startswith(m) for m in mounts)  # noqa: E731
+    ir = IR(aconf, file_checker=in_pod, secret_handler=SecretHandler(logger, cache_dir, cache_dir, "0"))
     econf = EnvoyConfig.generate(ir)
     bootstrap, ads, _ = econf.split_config()
     out = {
