@@ -165,6 +165,8 @@ func ambassadorPodValues(n AmbassadorNaming, replicas int, resources map[string]
 		"adminService": map[string]any{"create": true},
 		// ztedge creates the Listeners (ports, security model, l7Depth).
 		"createDefaultListeners": false,
+		// Emissary reads and watches its own namespace only (ambassador_rbac.go says why).
+		"scope": map[string]any{"singleNamespace": true},
 		// Routes come only from ztedge's Mappings, not from Kubernetes Ingress objects.
 		"ingressClassResource": map[string]any{"enabled": false},
 		"module":               moduleConfig,
@@ -274,7 +276,7 @@ func NewAmbassador(ctx *pulumi.Context, name string, args *AmbassadorArgs, opts 
 		if err != nil {
 			return nil, err
 		}
-		releaseDeps = append(releaseDeps, rbac)
+		releaseDeps = append(releaseDeps, rbac...)
 		values = MergeValues(EmissaryValues(args.Replicas, args.Resources, args.Module), args.PodValues)
 		chart, version = chartRef(args.EmissaryChartRepository, "emissary-ingress", args.EmissaryVersion), args.EmissaryVersion
 	case EditionEdgeStack:

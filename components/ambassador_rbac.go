@@ -14,12 +14,25 @@ import (
 // that never comes, and the leftover role blocks the next install ("invalid ownership metadata").
 // One flat ClusterRole has nothing to aggregate.
 
-// AmbassadorRBACRules are the rules the emissary-ingress chart's ClusterRoles "<name>-crd" and
-// "<name>-watch" aggregate (templates/rbac.yaml of the pinned chart, cluster-wide scope, no
-// PodSecurityPolicies); a test compares them with the chart's template.
-func AmbassadorRBACRules() []map[string][]string {
+// Emissary runs in single-namespace mode (AMBASSADOR_SINGLE_NAMESPACE, chart value
+// scope.singleNamespace): its watcher lists Services, Secrets, Ingresses and getambassador.io
+// objects in its own namespace only (cmd/entrypoint/interesting_types.go at v4.1.0), so a Service
+// annotation or a Mapping written anywhere else configures nothing (TestEnvoyIgnoresOtherNamespaces),
+// and its rights say the same: a Role in its namespace, and a ClusterRole for the one
+// cluster-scoped kind it reads, CustomResourceDefinitions. It cannot read another namespace's
+// Secrets (jwt-auth's signing keys, the backends' certificates).
+
+// AmbassadorCRDRules and AmbassadorWatchRules are the emissary-ingress chart's ClusterRole
+// "<name>-crd" and its Role "<name>" under scope.singleNamespace (templates/rbac.yaml of the
+// pinned chart, no PodSecurityPolicies); a test compares them with the chart's template.
+func AmbassadorCRDRules() []map[string][]string {
 	return []map[string][]string{
 		{"apiGroups": {"apiextensions.k8s.io"}, "resources": {"customresourcedefinitions"}, "verbs": {"get", "list", "watch", "delete"}},
+	}
+}
+
+func AmbassadorWatchRules() []map[string][]string {
+	return []map[string][]string{
 		{"apiGroups": {""}, "resources": {"namespaces", "services", "secrets", "configmaps", "endpoints"}, "verbs": {"get", "list", "watch"}},
 		{"apiGroups": {"getambassador.io", "gateway.getambassador.io"}, "resources": {"*"}, "verbs": {"get", "list", "watch", "update", "patch", "create", "delete"}},
 		{"apiGroups": {"getambassador.io"}, "resources": {"mappings/status"}, "verbs": {"update"}},
@@ -31,32 +44,59 @@ func AmbassadorRBACRules() []map[string][]string {
 	}
 }
 
-// newAmbassadorRBAC binds AmbassadorRBACRules to the chart's ServiceAccount (named after the
-// release). The release depends on the binding, so destroy removes Ambassador before its rights.
-func newAmbassadorRBAC(ctx *pulumi.Context, name string, naming AmbassadorNaming, namespace pulumi.StringInput, opts ...pulumi.ResourceOption) (*rbacv1.ClusterRoleBinding, error) {
-	var rules rbacv1.PolicyRuleArray
-	for _, r := range AmbassadorRBACRules() {
-		rules = append(rules, rbacv1.PolicyRuleArgs{
+func policyRules(rules []map[string][]string) rbacv1.PolicyRuleArray {
+	var out rbacv1.PolicyRuleArray
+	for _, r := range rules {
+		out = append(out, rbacv1.PolicyRuleArgs{
 			ApiGroups: pulumi.ToStringArray(r["apiGroups"]),
 			Resources: pulumi.ToStringArray(r["resources"]),
 			Verbs:     pulumi.ToStringArray(r["verbs"]),
 		})
 	}
+	return out
+}
+
+// newAmbassadorRBAC binds the CRD rules cluster-wide and the watch rules in Ambassador's namespace
+// to the chart's ServiceAccount (named after the release). The release depends on both bindings,
+// so destroy removes Ambassador before its rights.
+func newAmbassadorRBAC(ctx *pulumi.Context, name string, naming AmbassadorNaming, namespace pulumi.StringInput, opts ...pulumi.ResourceOption) ([]pulumi.Resource, error) {
 	labels := pulumi.ToStringMap(naming.PodLabels)
-	role, err := rbacv1.NewClusterRole(ctx, name+"-rbac", &rbacv1.ClusterRoleArgs{
+	account := rbacv1.SubjectArray{rbacv1.SubjectArgs{
+		Kind: pulumi.String("ServiceAccount"), Name: pulumi.String(naming.Release), Namespace: namespace,
+	}}
+	clusterRole, err := rbacv1.NewClusterRole(ctx, name+"-rbac", &rbacv1.ClusterRoleArgs{
 		Metadata: metav1.ObjectMetaArgs{Name: pulumi.String(naming.Release), Labels: labels},
-		Rules:    rules,
+		Rules:    policyRules(AmbassadorCRDRules()),
 	}, opts...)
 	if err != nil {
 		return nil, err
 	}
-	return rbacv1.NewClusterRoleBinding(ctx, name+"-rbac", &rbacv1.ClusterRoleBindingArgs{
+	clusterBinding, err := rbacv1.NewClusterRoleBinding(ctx, name+"-rbac", &rbacv1.ClusterRoleBindingArgs{
 		Metadata: metav1.ObjectMetaArgs{Name: pulumi.String(naming.Release), Labels: labels},
 		RoleRef: rbacv1.RoleRefArgs{
-			ApiGroup: pulumi.String("rbac.authorization.k8s.io"), Kind: pulumi.String("ClusterRole"), Name: role.Metadata.Name().Elem(),
+			ApiGroup: pulumi.String("rbac.authorization.k8s.io"), Kind: pulumi.String("ClusterRole"), Name: clusterRole.Metadata.Name().Elem(),
 		},
-		Subjects: rbacv1.SubjectArray{rbacv1.SubjectArgs{
-			Kind: pulumi.String("ServiceAccount"), Name: pulumi.String(naming.Release), Namespace: namespace,
-		}},
+		Subjects: account,
 	}, opts...)
+	if err != nil {
+		return nil, err
+	}
+	role, err := rbacv1.NewRole(ctx, name+"-watch", &rbacv1.RoleArgs{
+		Metadata: metav1.ObjectMetaArgs{Name: pulumi.String(naming.Release), Namespace: namespace, Labels: labels},
+		Rules:    policyRules(AmbassadorWatchRules()),
+	}, opts...)
+	if err != nil {
+		return nil, err
+	}
+	binding, err := rbacv1.NewRoleBinding(ctx, name+"-watch", &rbacv1.RoleBindingArgs{
+		Metadata: metav1.ObjectMetaArgs{Name: pulumi.String(naming.Release), Namespace: namespace, Labels: labels},
+		RoleRef: rbacv1.RoleRefArgs{
+			ApiGroup: pulumi.String("rbac.authorization.k8s.io"), Kind: pulumi.String("Role"), Name: role.Metadata.Name().Elem(),
+		},
+		Subjects: account,
+	}, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return []pulumi.Resource{clusterBinding, binding}, nil
 }

@@ -314,3 +314,47 @@ func (c *clusterView) checkDeploymentsAvailable(ctx context.Context, t *testing.
 		t.Error("the stack runs no Deployment")
 	}
 }
+
+// allowed asks the API server whether user may verb resource (group/resource) in namespace ns
+// ("" for every namespace), with a SubjectAccessReview: RBAC's answer, not our reading of roles.
+func (c *clusterView) allowed(ctx context.Context, t *testing.T, user, verb, group, resource, ns string) bool {
+	t.Helper()
+	sar := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+		"spec": map[string]any{"user": user, "resourceAttributes": map[string]any{
+			"verb": verb, "group": group, "resource": resource, "namespace": ns,
+		}},
+	}}
+	gvr := schema.GroupVersionResource{Group: "authorization.k8s.io", Version: "v1", Resource: "subjectaccessreviews"}
+	out, err := c.dynamic.Resource(gvr).Create(ctx, sar, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("SubjectAccessReview %s %s %s in %q: %v", user, verb, resource, ns, err)
+	}
+	ok, _, _ := unstructured.NestedBool(out.Object, "status", "allowed")
+	return ok
+}
+
+// checkEmissaryReadsItsNamespaceOnly: Emissary's service account reads what it needs in its own
+// namespace and nothing in any other (issue 16: Secrets and Services elsewhere configured the
+// edge or leaked jwt-auth's keys).
+func (c *clusterView) checkEmissaryReadsItsNamespaceOnly(ctx context.Context, t *testing.T, ns, account, otherNS string) {
+	t.Helper()
+	user := "system:serviceaccount:" + ns + ":" + account
+	for _, want := range []struct {
+		verb, group, resource, ns string
+		allowed                   bool
+	}{
+		{"list", "", "secrets", ns, true},
+		{"watch", "getambassador.io", "mappings", ns, true},
+		{"list", "apiextensions.k8s.io", "customresourcedefinitions", "", true},
+		{"get", "", "secrets", otherNS, false},
+		{"list", "", "secrets", "", false},
+		{"list", "", "services", otherNS, false},
+		{"list", "getambassador.io", "mappings", otherNS, false},
+		{"list", "getambassador.io", "mappings", "", false},
+	} {
+		if got := c.allowed(ctx, t, user, want.verb, want.group, want.resource, want.ns); got != want.allowed {
+			t.Errorf("%s may %s %s/%s in %q: %v, want %v", account, want.verb, want.group, want.resource, want.ns, got, want.allowed)
+		}
+	}
+}

@@ -182,6 +182,7 @@ func (p *project) upAndReadBack(ctx context.Context, t *testing.T, cluster *clus
 	t.Logf("ztedge preview (no changes): %s", time.Since(start).Round(time.Second))
 	state := p.exportState(t)
 	cluster.checkEveryFieldSurvived(ctx, t, state)
+	cluster.checkEmissaryReadsItsNamespaceOnly(ctx, t, "ambassador", "emissary-ingress", "orders")
 	return state
 }
 

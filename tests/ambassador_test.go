@@ -96,6 +96,7 @@ func wantAmbassadorPodValues(name string, replicas float64) map[string]any {
 		"adminService":           map[string]any{"create": true},
 		"createDefaultListeners": false,
 		"ingressClassResource":   map[string]any{"enabled": false},
+		"scope":                  map[string]any{"singleNamespace": true},
 		"env":                    map[string]any{"SCOUT_DISABLE": "1"},
 		"security": map[string]any{
 			"podSecurityContext":       map[string]any{"runAsNonRoot": true, "runAsUser": float64(8888), "seccompProfile": map[string]any{"type": "RuntimeDefault"}},
@@ -214,15 +215,21 @@ func TestEmissaryReleases(t *testing.T) {
 				t.Errorf("values:\n got %#v\nwant %#v", got, want)
 			}
 			checkModule(t, values["module"])
-			// ztedge's flat ClusterRole (no aggregation to race with on delete) is bound before
-			// Ambassador starts and unbound after it stops.
+			// ztedge's flat ClusterRole (CRDs only; no aggregation to race with on delete) and its
+			// Role in Ambassador's namespace are bound before Ambassador starts and unbound after
+			// it stops.
 			role := g.one("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole", "ambassador-rbac")
 			binding := g.one("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding", "ambassador-rbac")
-			if input(role, "aggregationRule") != nil || len(input(role, "rules").([]any)) != len(components.AmbassadorRBACRules()) {
+			if input(role, "aggregationRule") != nil || len(input(role, "rules").([]any)) != len(components.AmbassadorCRDRules()) {
 				t.Errorf("Ambassador's ClusterRole: aggregationRule %v, rules %v", input(role, "aggregationRule"), input(role, "rules"))
 			}
-			if !g.dependsOn(app, binding) || !g.dependsOn(binding, role) {
-				t.Errorf("the Emissary release must wait for its ClusterRoleBinding (and that for the role)")
+			watch := g.one("kubernetes:rbac.authorization.k8s.io/v1:Role", "ambassador-watch")
+			watchBinding := g.one("kubernetes:rbac.authorization.k8s.io/v1:RoleBinding", "ambassador-watch")
+			if ns := input(watch, "metadata", "namespace"); ns != "ambassador" || len(input(watch, "rules").([]any)) != len(components.AmbassadorWatchRules()) {
+				t.Errorf("Ambassador's Role: namespace %v, rules %v", ns, input(watch, "rules"))
+			}
+			if !g.dependsOn(app, binding) || !g.dependsOn(binding, role) || !g.dependsOn(app, watchBinding) || !g.dependsOn(watchBinding, watch) {
+				t.Errorf("the Emissary release must wait for its bindings (and those for their roles)")
 			}
 			if unknown := appChart.UnknownKeys(withoutKey(values, "module")); len(unknown) > 0 {
 				t.Errorf("values the chart does not define: %v", unknown)
@@ -317,9 +324,9 @@ func TestEdgeStackRelease(t *testing.T) {
 	}
 }
 
-// TestAmbassadorRBACMatchesTheChart: the flat ClusterRole ztedge grants Ambassador holds exactly the
-// rules the pinned chart's ClusterRoles "<name>-crd" and "<name>-watch" aggregate (cluster-wide
-// scope, no PodSecurityPolicies), read from the chart's own templates/rbac.yaml.
+// TestAmbassadorRBACMatchesTheChart: the ClusterRole ztedge grants Ambassador holds exactly the
+// rules of the pinned chart's ClusterRole "<name>-crd", and its Role those of the chart's Role
+// under scope.singleNamespace (no PodSecurityPolicies), read from the chart's templates/rbac.yaml.
 func TestAmbassadorRBACMatchesTheChart(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join(repoRoot(t), "tests/testdata/charts/emissary-ingress-4.1.0/templates/rbac.yaml"))
 	if err != nil {
@@ -330,7 +337,7 @@ func TestAmbassadorRBACMatchesTheChart(t *testing.T) {
 	if len(blocks) < 3 {
 		t.Fatalf("templates/rbac.yaml has %d rules blocks; the chart changed shape", len(blocks)-1)
 	}
-	var chartRules []map[string][]string
+	var chartRules [][]map[string][]string
 	for _, b := range blocks[1:3] {
 		if i := strings.Index(b, "{{"); i >= 0 {
 			b = b[:i] // the PodSecurityPolicy rule and what follows are conditional
@@ -342,9 +349,14 @@ func TestAmbassadorRBACMatchesTheChart(t *testing.T) {
 		if err := yaml.Unmarshal([]byte(b), &rules); err != nil {
 			t.Fatalf("rules block %q: %v", b, err)
 		}
-		chartRules = append(chartRules, rules...)
+		chartRules = append(chartRules, rules)
 	}
-	if got := components.AmbassadorRBACRules(); !reflect.DeepEqual(got, chartRules) {
-		t.Errorf("ztedge grants\n  %v\nthe chart grants\n  %v", got, chartRules)
+	if !strings.Contains(blocks[1], "{{- if .Values.scope.singleNamespace }}\nkind: Role\n") {
+		t.Errorf("the chart's second rules block is no longer its single-namespace Role")
+	}
+	for i, got := range [][]map[string][]string{components.AmbassadorCRDRules(), components.AmbassadorWatchRules()} {
+		if !reflect.DeepEqual(got, chartRules[i]) {
+			t.Errorf("ztedge grants\n  %v\nthe chart grants\n  %v", got, chartRules[i])
+		}
 	}
 }

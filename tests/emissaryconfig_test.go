@@ -224,10 +224,13 @@ const emissaryCompilerVersion = "4.1.0"
 
 // emissaryJob is compile.py's input.
 type emissaryJob struct {
-	Objects   []map[string]any  `json:"objects"`
-	Env       map[string]string `json:"env"`
-	PodLabels map[string]string `json:"podLabels"`
-	Mounts    []string          `json:"mounts"`
+	Objects []map[string]any `json:"objects"`
+	// Annotations are the getambassador.io/config objects of the listed Services and Ingresses,
+	// by "Kind/name.namespace" of their parent (the snapshot's "annotations").
+	Annotations map[string][]map[string]any `json:"annotations"`
+	Env         map[string]string           `json:"env"`
+	PodLabels   map[string]string           `json:"podLabels"`
+	Mounts      []string                    `json:"mounts"`
 }
 
 // emissaryWatch is what Emissary's pod would feed its compiler for a rendered stack:
@@ -244,7 +247,7 @@ type emissaryJob struct {
 //     hostileObjects adds.
 func emissaryWatch(t *testing.T, g *graph, cfg stacksSource) emissaryJob {
 	t.Helper()
-	job := emissaryJob{Env: map[string]string{}, PodLabels: map[string]string{}}
+	job := emissaryJob{Env: map[string]string{}, PodLabels: map[string]string{}, Annotations: map[string][]map[string]any{}}
 	var rendered []map[string]any
 	for _, res := range g.all {
 		if !res.Custom {
@@ -270,7 +273,7 @@ func emissaryWatch(t *testing.T, g *graph, cfg stacksSource) emissaryJob {
 	}
 	rendered = append(rendered, backendServices(t, cfg)...)
 	rendered = append(rendered, runtimeSecrets(job.Env, rendered)...)
-	rendered = append(rendered, hostileObjects(cfg)...)
+	rendered = append(rendered, hostileObjects(t, g, cfg)...)
 
 	secretRefs := emissarySecretRefs(rendered)
 	pemPair := selfSigned(t)
@@ -284,6 +287,9 @@ func emissaryWatch(t *testing.T, g *graph, cfg stacksSource) emissaryJob {
 				continue
 			}
 			obj = standInSecret(obj, pemPair)
+		}
+		if anns := annotationObjects(t, obj); len(anns) > 0 {
+			job.Annotations[kind+"/"+str(dig(obj, "metadata", "name"))+"."+ns] = anns
 		}
 		job.Objects = append(job.Objects, obj)
 	}
@@ -320,6 +326,50 @@ func emissaryWatches(env map[string]string, obj map[string]any) bool {
 		}
 	}
 	return true
+}
+
+// annotationObjects unfolds a Service's or Ingress's getambassador.io/config annotation as the Go
+// watcher does (pkg/snapshot/v1/annotations.go, ParseAnnotationResources, at v4.1.0): name,
+// namespace and generation go to metadata, metadata_labels to metadata.labels, the rest to spec;
+// the namespace defaults to the parent's, and so do the labels. A namespace the annotation names
+// is kept, whatever the parent's.
+func annotationObjects(t *testing.T, parent map[string]any) []map[string]any {
+	kind := str(parent["kind"])
+	raw, _ := dig(parent, "metadata", "annotations", "getambassador.io/config").(string)
+	if raw == "" || (kind != "Service" && kind != "Ingress") {
+		return nil
+	}
+	var out []map[string]any
+	for _, doc := range strings.Split(raw, "\n---") {
+		var flat map[string]any
+		if err := yaml.Unmarshal([]byte(strings.TrimPrefix(doc, "---")), &flat); err != nil {
+			t.Fatalf("annotation of %s: %v", dig(parent, "metadata", "name"), err)
+		}
+		if flat == nil {
+			continue
+		}
+		obj := map[string]any{"apiVersion": flat["apiVersion"], "kind": flat["kind"], "metadata": map[string]any{}, "spec": map[string]any{}}
+		meta, spec := obj["metadata"].(map[string]any), obj["spec"].(map[string]any)
+		for k, v := range flat {
+			switch k {
+			case "apiVersion", "kind":
+			case "name", "namespace", "generation":
+				meta[k] = v
+			case "metadata_labels":
+				meta["labels"] = v
+			default:
+				spec[k] = v
+			}
+		}
+		if meta["namespace"] == nil || meta["namespace"] == "" {
+			meta["namespace"] = dig(parent, "metadata", "namespace")
+		}
+		if meta["labels"] == nil && dig(parent, "metadata", "labels") != nil {
+			meta["labels"] = dig(parent, "metadata", "labels")
+		}
+		out = append(out, obj)
+	}
+	return out
 }
 
 // emissarySecretRefs are the Secrets (namespace/name) a Host or TLSContext names; a name
@@ -499,5 +549,43 @@ func runtimeSecrets(env map[string]string, objs []map[string]any) []map[string]a
 	return out
 }
 
-// hostileObjects: none yet.
-func hostileObjects(cfg stacksSource) []map[string]any { return nil }
+// hostilePrefix starts the path of every route hostileObjects ask for.
+const hostilePrefix = "/hostile-"
+
+// hostileObjects are what anyone who can write in a backend's namespace (the default `edit` role,
+// a backend team's CI) would add to publish a route of their own: a Service whose
+// getambassador.io/config annotation names Ambassador's namespace and the edge Host's label, and
+// a Mapping in their own namespace; both skip the auth check and forge the identity header.
+func hostileObjects(t *testing.T, g *graph, cfg stacksSource) []map[string]any {
+	var backends []components.Backend
+	if err := json.Unmarshal([]byte(cfg.Values["ztedge:backends"]), &backends); err != nil || len(backends) == 0 {
+		t.Fatalf("backends: %v", err)
+	}
+	b := backends[0]
+	ambassadorNS := "ambassador"
+	if ns := cfg.Values["ztedge:ambassadorNamespace"]; ns != "" {
+		ambassadorNS = ns
+	}
+	mapping := func(name string) map[string]any {
+		return map[string]any{
+			"hostname": strings.ToLower(cfg.Values["ztedge:hostname"]), "prefix": hostilePrefix + name + "/",
+			"service": fmt.Sprintf("https://%s.%s:%d", b.ServiceName(), b.Namespace, b.Port), "bypass_auth": true,
+			"add_request_headers": map[string]any{"x-user-id": "admin", "x-user-permissions": "*"},
+		}
+	}
+	annotation := mapping("annotation")
+	annotation["apiVersion"], annotation["kind"], annotation["name"], annotation["namespace"] = "getambassador.io/v3alpha1", "Mapping", "hostile-annotation", ambassadorNS
+	annotation["metadata_labels"] = toAny(components.EdgeMappingLabels())
+	doc, err := yaml.Marshal(annotation)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []map[string]any{
+		{"apiVersion": "v1", "kind": "Service",
+			"metadata": map[string]any{"name": "hostile", "namespace": b.Namespace, "annotations": map[string]any{"getambassador.io/config": "---\n" + string(doc)}},
+			"spec":     map[string]any{"ports": []any{map[string]any{"port": 8443}}, "selector": b.Selector()}},
+		{"apiVersion": "getambassador.io/v3alpha1", "kind": "Mapping",
+			"metadata": map[string]any{"name": "hostile-crd", "namespace": b.Namespace, "labels": toAny(components.EdgeMappingLabels())},
+			"spec":     mapping("crd")},
+	}
+}

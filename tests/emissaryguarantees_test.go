@@ -310,3 +310,21 @@ func TestEnvoyOriginatesMTLSToBackends(t *testing.T) {
 		}
 	})
 }
+
+// TestEnvoyIgnoresOtherNamespaces: only ztedge configures Ambassador. A Service annotation that
+// names Ambassador's namespace and the edge Host's label, and a Mapping in a backend's namespace
+// (hostileObjects, both with bypass_auth and a forged X-User-ID), produce no route: Emissary
+// watches its own namespace only. Reads: route.match.prefix on every chain, and the compiler's
+// errors (a dropped object is not an error).
+func TestEnvoyIgnoresOtherNamespaces(t *testing.T) {
+	forEachCompiled(t, func(t *testing.T, c *emissaryConfig) {
+		for _, ch := range envoyChains(c) {
+			for _, r := range routesOf(ch) {
+				if strings.HasPrefix(str(dig(r.route, "match", "prefix")), hostilePrefix) {
+					t.Errorf("an object outside Ambassador's namespace is routed: %s (bypass_auth: %v)", r,
+						dig(r.route, "typed_per_filter_config", "envoy.filters.http.ext_authz", "disabled"))
+				}
+			}
+		}
+	})
+}

@@ -3,8 +3,8 @@
 Usage: python3 compile.py EMISSARY_SRC IN.json OUT.json
 
 EMISSARY_SRC is python/ambassador/src of Emissary v4.1.0 (../shared/emissary). IN.json is
-{"objects": [...], "env": {...}, "podLabels": {...}, "mounts": [...]}: the objects Emissary's Go
-watcher would hand diagd (tests/emissaryconfig_test.go models which), the environment the chart
+{"objects": [...], "annotations": {...}, "env": {...}, "podLabels": {...}, "mounts": [...]}: the
+objects (and the getambassador.io/config annotations it unfolds) Emissary's Go watcher would hand diagd (tests/emissaryconfig_test.go models which), the environment the chart
 gives Emissary's container, the pod's labels (the chart mounts them at
 /tmp/ambassador-pod-info/labels) and the directories mounted into the container (a TLSContext
 naming a file, e.g. Istio's root certificate, finds it only under one of them).
@@ -42,11 +42,12 @@ from ambassador.fetch import ResourceFetcher  # noqa: E402
 from ambassador.utils import SecretHandler  # noqa: E402
 
 
-def snapshot(objects):
-    """The watt snapshot layout: {"Kubernetes": {Kind: [objects]}}."""
+def snapshot(objects, annotations):
+    """The watt snapshot layout: {"Kubernetes": {Kind: [objects], "annotations": {parent: [objects]}}}."""
     kube = {}
     for obj in objects:
         kube.setdefault(obj["kind"], []).append(obj)
+    kube["annotations"] = annotations or {}
     return {"Kubernetes": kube, "Consul": {}, "Deltas": []}
 
 
@@ -57,7 +58,7 @@ def main():
     fetcher = ResourceFetcher(logger, aconf)
     # The downward-API file the chart mounts; here the labels come with the job.
     fetcher.load_pod_labels = lambda: aconf.pod_labels.update(job.get("podLabels", {})) or True
-    fetcher.parse_watt(json.dumps(snapshot(job["objects"])))
+    fetcher.parse_watt(json.dumps(snapshot(job["objects"], job.get("annotations"))))
     aconf.load_all(fetcher.sorted())
     cache_dir = tempfile.mkdtemp(prefix="envoytier-")
     mounts = [m.rstrip("/") + "/" for m in job.get("mounts") or []]
