@@ -18,7 +18,6 @@ import (
 type ClusterArgs struct {
 	ClusterSpec
 	VpcID            pulumi.StringInput
-	PublicSubnetIDs  pulumi.StringArrayInput
 	PrivateSubnetIDs pulumi.StringArrayInput
 	Tags             map[string]string
 }
@@ -98,8 +97,8 @@ func (a *ClusterArgs) validate() error {
 	if a.KubernetesVersion == "" {
 		missing = append(missing, "KubernetesVersion")
 	}
-	if a.VpcID == nil || a.PrivateSubnetIDs == nil || a.PublicSubnetIDs == nil {
-		missing = append(missing, "VpcID/PublicSubnetIDs/PrivateSubnetIDs")
+	if a.VpcID == nil || a.PrivateSubnetIDs == nil {
+		missing = append(missing, "VpcID/PrivateSubnetIDs")
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("cluster: %s required", strings.Join(missing, ", "))
@@ -174,7 +173,10 @@ func NewCluster(ctx *pulumi.Context, name string, args *ClusterArgs, opts ...pul
 		Name:             pulumi.String(args.Name),
 		Version:          pulumi.String(args.KubernetesVersion),
 		VpcId:            args.VpcID,
-		PublicSubnetIds:  args.PublicSubnetIDs,
+		// The node subnets only. EKS places its control-plane network interfaces in the cluster's
+		// subnets, and the API server's traffic to pods (webhooks, pods/proxy) comes from them: in
+		// the load-balancer subnets it would come from the CIDRs the NetworkPolicies admit to
+		// Envoy's ports. The load balancers get their subnets from the Ingress/Service annotation.
 		PrivateSubnetIds: args.PrivateSubnetIDs,
 		// The default node group uses EC2 Launch Configurations, which accounts created after
 		// 2024-10-01 cannot create; the managed node group below replaces it.

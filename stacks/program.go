@@ -116,7 +116,6 @@ func buildPlatform(ctx *pulumi.Context, cfg *Config) (*Platform, error) {
 	cluster, err := components.NewCluster(ctx, cfg.Cluster.Name, &components.ClusterArgs{
 		ClusterSpec:      cfg.Cluster,
 		VpcID:            network.VpcID,
-		PublicSubnetIDs:  network.PublicSubnetIDs,
 		PrivateSubnetIDs: network.PrivateSubnetIDs,
 		Tags:             cfg.Tags,
 	})

@@ -3,6 +3,7 @@ package tests
 import (
 	"net/netip"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -492,6 +493,65 @@ func TestInternalLoadBalancerHasSubnetsOfItsOwn(t *testing.T) {
 				t.Fatalf("%d exposures, %d load balancer subnets", len(exposed), len(ids))
 			}
 			checkSubnetsAnnotation(t, g, cfg, annotations(exposed[0]), key)
+		})
+	}
+}
+
+// TestClusterSubnetsHoldNoLoadBalancer: EKS puts its control-plane network interfaces in the
+// cluster's subnets, and the API server's traffic to pods comes from there; so the cluster gets
+// the node subnets only, never a subnet the load balancer is pinned to (whose CIDRs the
+// NetworkPolicies admit to Envoy's ports): new VPC, internal load balancer, existing VPC, every mode.
+func TestClusterSubnetsHoldNoLoadBalancer(t *testing.T) {
+	sources := map[string]struct {
+		stack string
+		edit  map[string]string
+	}{}
+	for _, mode := range components.ClientAuthModes {
+		sources["dev/"+mode] = struct {
+			stack string
+			edit  map[string]string
+		}{"dev", withClientAuth(mode, nil)}
+		sources["prod-internal/"+mode] = struct {
+			stack string
+			edit  map[string]string
+		}{"prod", withClientAuth(mode, map[string]string{"ztedge:loadBalancerScheme": "internal"})}
+		sources["existing-vpc/"+mode] = struct {
+			stack string
+			edit  map[string]string
+		}{"dev", existingVpc(withClientAuth(mode, nil))}
+	}
+	for name, s := range sources {
+		t.Run(name, func(t *testing.T) {
+			g, err := run(t, s.stack, stackConfig(t, s.stack, s.edit))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cluster := g.one("eks:index:Cluster")
+			if v := input(cluster, "publicSubnetIds"); v != nil {
+				t.Errorf("the cluster is given public subnets %v", v)
+			}
+			clusterSubnets, _ := input(cluster, "privateSubnetIds").([]any)
+			if len(clusterSubnets) < 2 {
+				t.Fatalf("cluster subnets %v", clusterSubnets)
+			}
+			exposed := g.exposures()
+			if len(exposed) != 1 {
+				t.Fatalf("%d exposures", len(exposed))
+			}
+			var lbSubnets []string
+			for k, v := range annotations(exposed[0]) {
+				if strings.HasSuffix(k, "/subnets") || strings.HasSuffix(k, "-load-balancer-subnets") {
+					lbSubnets = strings.Split(str(v), ",")
+				}
+			}
+			if len(lbSubnets) < 2 {
+				t.Fatalf("the load balancer is not pinned to subnets: %v", annotations(exposed[0]))
+			}
+			for _, id := range clusterSubnets {
+				if slices.Contains(lbSubnets, str(id)) {
+					t.Errorf("cluster subnet %v is a load balancer subnet (%v)", id, lbSubnets)
+				}
+			}
 		})
 	}
 }
