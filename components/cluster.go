@@ -170,9 +170,9 @@ func NewCluster(ctx *pulumi.Context, name string, args *ClusterArgs, opts ...pul
 	mode := eks.AuthenticationModeApi
 	skipDefault, useDefaultCni := true, true
 	cluster, err := eks.NewCluster(ctx, name, &eks.ClusterArgs{
-		Name:             pulumi.String(args.Name),
-		Version:          pulumi.String(args.KubernetesVersion),
-		VpcId:            args.VpcID,
+		Name:    pulumi.String(args.Name),
+		Version: pulumi.String(args.KubernetesVersion),
+		VpcId:   args.VpcID,
 		// The node subnets only. EKS places its control-plane network interfaces in the cluster's
 		// subnets, and the API server's traffic to pods (webhooks, pods/proxy) comes from them: in
 		// the load-balancer subnets it would come from the CIDRs the NetworkPolicies admit to
