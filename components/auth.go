@@ -251,6 +251,23 @@ func (c *AuthService) Gate() []pulumi.Resource {
 	return []pulumi.Resource{c.AuthService, c.Deployment}
 }
 
+// RouteNamespace is the edge namespace read from the AuthService object: the backends' Mappings
+// take their metadata.namespace from it, so they depend on the AuthService through an input, not
+// only through DependsOn. The engine replaces (deletes first, re-creates after) only dependents
+// whose inputs depend on a resource it deletes before replacing it, and pulumi-kubernetes deletes
+// a same-named object before it creates it: without this input, `up --replace` of the AuthService
+// (or a change that replaces it) would leave every Mapping served with no auth check while the
+// AuthService is gone. With it, a namespace that is unknown until the AuthService is back makes
+// the provider plan a replacement of each Mapping, which the engine deletes first
+// (TestAuthServiceReplacementTakesTheRoutesDownFirst on the real engine). A replaced jwt-auth
+// Deployment needs no such link: Envoy fails closed while it has no endpoint.
+func (c *AuthService) RouteNamespace() pulumi.StringInput {
+	if c.AuthService == nil { // GatewayAPI: the SecurityPolicies carry the check themselves
+		return nil
+	}
+	return c.AuthService.Metadata.Namespace().Elem()
+}
+
 func (a *AuthServiceArgs) validate() error {
 	var missing []string
 	for what, v := range map[string]string{"NamespaceName": a.NamespaceName, "Hostname": a.Hostname, "Image": a.Image} {
@@ -619,11 +636,14 @@ func NewAuthService(ctx *pulumi.Context, name string, args *AuthServiceArgs, opt
 	}
 	// Ambassador objects. The AuthService waits only for the CRDs: it must exist before any checked
 	// route, and those routes (and the load balancer) wait for it and for the Deployment (Gate).
-	object := func(kind, objName string, objLabels map[string]string, spec map[string]any) (*apiextensions.CustomResource, error) {
+	object := func(kind, objName string, objLabels map[string]string, spec map[string]any, opts ...pulumi.ResourceOption) (*apiextensions.CustomResource, error) {
 		return newAmbassadorObject(ctx, name+"-"+strings.ToLower(kind)+"-"+objName, kind, objName, args.Namespace, objLabels, spec,
-			child, pulumi.DependsOn([]pulumi.Resource{args.CRDs}))
+			append([]pulumi.ResourceOption{child, pulumi.DependsOn([]pulumi.Resource{args.CRDs})}, opts...)...)
 	}
-	if c.AuthService, err = object("AuthService", AuthName, nil, AuthServiceSpec(args.NamespaceName)); err != nil {
+	// Its name is fixed (Emissary allows one), so a replacement can only delete it first: say so,
+	// or `up --replace` fails creating a second one ("already exists"). Deleting first is what
+	// makes the engine take the backend Mappings down before it (RouteNamespace).
+	if c.AuthService, err = object("AuthService", AuthName, nil, AuthServiceSpec(args.NamespaceName), pulumi.DeleteBeforeReplace(true)); err != nil {
 		return nil, err
 	}
 	if _, err = object("Mapping", AuthName+"-token", EdgeMappingLabels(), TokenMappingSpec(args.Hostname, args.NamespaceName)); err != nil {

@@ -151,6 +151,10 @@ type EdgeConfigArgs struct {
 	// created after it, so Emissary never serves a backend route without ext_authz, not even
 	// on the first `up`; destroy (and a replacement of the AuthService) removes the routes first.
 	Auth []pulumi.Resource
+	// RouteNamespace, when set, is the namespace the backends' Mappings are created in: the edge
+	// namespace as the AuthService reports it (AuthService.RouteNamespace), so that a replaced
+	// AuthService replaces them too, deleting them first.
+	RouteNamespace pulumi.StringInput
 	// Mesh, when set, replaces the upstream TLSContext with a service mesh's (upstreamMtls istio
 	// or consul): every backend Mapping names it and is addressed the mesh's way.
 	Mesh *UpstreamMesh
@@ -405,7 +409,12 @@ func NewEdgeConfig(ctx *pulumi.Context, name string, args *EdgeConfigArgs, opts 
 		if args.Mesh != nil && args.Mesh.Route != nil {
 			args.Mesh.Route(b, spec)
 		}
-		m, err := object("Mapping", b.Name, EdgeMappingLabels(), spec, after...)
+		namespace := args.Namespace
+		if args.RouteNamespace != nil {
+			namespace = args.RouteNamespace
+		}
+		m, err := newAmbassadorObject(ctx, name+"-mapping-"+b.Name, "Mapping", b.Name, namespace, EdgeMappingLabels(), spec,
+			child, pulumi.DependsOn(append([]pulumi.Resource{args.CRDs}, after...)))
 		if err != nil {
 			return nil, err
 		}

@@ -39,5 +39,6 @@ func buildAuth(ctx *pulumi.Context, cfg *Config, p *Platform, e *Edge) ([]pulumi
 	ctx.Export("jwksUrl", auth.JwksURL)
 	ctx.Export("tokenIssuer", auth.Issuer)
 	ctx.Export("tokenAudience", auth.Audience)
+	e.routeNamespace = auth.RouteNamespace()
 	return auth.Gate(), nil
 }

@@ -66,6 +66,9 @@ type AutoOptions struct {
 	Refresh bool
 	// Repair resolves pending operations of an interrupted run before up (stacks/pending.go).
 	Repair bool
+	// Replace are URNs to replace even though nothing changed (Pulumi's --replace): a
+	// compromised key, or a rehearsal of what a replacement does (preview, up).
+	Replace []string
 	// Notices receives what ztedge itself says (pending operations, repairs). Nil: discarded.
 	Notices io.Writer
 	// Interrupts relays the user's Ctrl-C to the CLI (stacks/interrupt.go); nil: none.
@@ -84,6 +87,9 @@ func Preview(ctx context.Context, stack string, o AutoOptions) (auto.PreviewResu
 	opts := []optpreview.Option{}
 	if o.Refresh {
 		opts = append(opts, optpreview.Refresh())
+	}
+	if len(o.Replace) > 0 {
+		opts = append(opts, optpreview.Replace(o.Replace))
 	}
 	if o.Progress != nil {
 		opts = append(opts, optpreview.ProgressStreams(o.Progress))
@@ -124,6 +130,9 @@ func Up(ctx context.Context, stack string, o AutoOptions) (auto.UpResult, error)
 	opts := []optup.Option{}
 	if o.Refresh {
 		opts = append(opts, optup.Refresh())
+	}
+	if len(o.Replace) > 0 {
+		opts = append(opts, optup.Replace(o.Replace))
 	}
 	if o.Progress != nil {
 		opts = append(opts, optup.ProgressStreams(o.Progress))

@@ -23,6 +23,9 @@ type Edge struct {
 	mesh *meshPlan
 	// EnvoyGateway is the engine's install with engine envoy-gateway (Ambassador is nil then).
 	EnvoyGateway *components.EnvoyGateway
+	// routeNamespace is the edge namespace as the AuthService reports it (buildAuth sets it):
+	// the backends' Mappings take their namespace from it (AuthService.RouteNamespace).
+	routeNamespace pulumi.StringInput
 }
 
 // namespaceOutput is the edge namespace as an output of its creation, whichever engine made it.
@@ -135,20 +138,21 @@ func buildEdgeRouting(ctx *pulumi.Context, cfg *Config, p *Platform, e *Edge, au
 		limits = e.RateLimit.Enforcers
 	}
 	if _, err := components.NewEdgeConfig(ctx, "edge", &components.EdgeConfigArgs{
-		Namespace:     amb.NamespaceName,
-		Hostname:      cfg.Hostname,
-		ClientAuth:    cfg.Edge.ClientAuth,
-		BehindALB:     cfg.BehindALB(),
-		ProxyProtocol: cfg.ProxyProtocol(),
-		Backends:      cfg.Edge.Backends,
-		CRDs:          amb.CRDs,
-		ServerCert:    components.SecretRef{Name: components.ServerSecretName, Resource: e.Pki.ServerSecret},
-		CACert:        components.SecretRef{Name: components.CASecretName, Resource: e.Pki.CASecret},
-		ClientCACert:  components.SecretRef{Name: components.ClientCASecretName, Resource: e.Pki.ClientCASecret},
-		UpstreamCert:  components.SecretRef{Name: components.UpstreamSecretName, Resource: e.Pki.UpstreamSecret},
-		RateLimits:    limits,
-		Auth:          authGate,
-		Mesh:          e.mesh.upstream(amb),
+		Namespace:      amb.NamespaceName,
+		Hostname:       cfg.Hostname,
+		ClientAuth:     cfg.Edge.ClientAuth,
+		BehindALB:      cfg.BehindALB(),
+		ProxyProtocol:  cfg.ProxyProtocol(),
+		Backends:       cfg.Edge.Backends,
+		CRDs:           amb.CRDs,
+		ServerCert:     components.SecretRef{Name: components.ServerSecretName, Resource: e.Pki.ServerSecret},
+		CACert:         components.SecretRef{Name: components.CASecretName, Resource: e.Pki.CASecret},
+		ClientCACert:   components.SecretRef{Name: components.ClientCASecretName, Resource: e.Pki.ClientCASecret},
+		UpstreamCert:   components.SecretRef{Name: components.UpstreamSecretName, Resource: e.Pki.UpstreamSecret},
+		RateLimits:     limits,
+		Auth:           authGate,
+		RouteNamespace: e.routeNamespace,
+		Mesh:           e.mesh.upstream(amb),
 	}, onCluster); err != nil {
 		return err
 	}

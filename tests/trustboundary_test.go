@@ -53,6 +53,11 @@ func TestNoRouteBeforeAuth(t *testing.T) {
 			}
 			checked++
 			gate("Mapping", m)
+			// A DependsOn edge does not make the engine replace the Mapping with the AuthService;
+			// an input taken from it does (AuthService.RouteNamespace).
+			if !slices.Contains(m.PropertyDependencies["metadata"], authService.URN) {
+				t.Errorf("Mapping %s: no input comes from the AuthService (metadata deps %v): replacing the AuthService would leave the route up without it", m.Name, m.PropertyDependencies["metadata"])
+			}
 		}
 		if checked < len(r.cfg.Edge.Backends) || checked == 0 {
 			t.Fatalf("%d checked Mappings for %d backends", checked, len(r.cfg.Edge.Backends))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
@@ -59,7 +60,9 @@ func deployCommand(op operation) func(context.Context, []string, io.Writer, io.W
 		diff := fs.Bool("diff", false, "with --verbose: show property-level diffs (preview, up)")
 		install := installFlag(fs, stderr)
 		var expectNoChanges, refresh, repair *bool
+		var replace urnList
 		if op.name == opPreview.name || op.name == opUp.name {
+			fs.Var(&replace, "replace", "replace the resource with this `URN` even if nothing changed (repeatable; pulumi stack --show-urns lists the URNs)")
 			expectNoChanges = fs.Bool("expect-no-changes", false, "fail if there is anything to change (a drift check, e.g. right after up)")
 			refresh = fs.Bool("refresh", false, "read the real state of every resource first, so changes made outside Pulumi show (preview) or are undone (up)")
 		}
@@ -72,7 +75,7 @@ func deployCommand(op operation) func(context.Context, []string, io.Writer, io.W
 		if err := requireStack(*stack); err != nil {
 			return err
 		}
-		o := stacks.AutoOptions{Dir: *dir, Diff: *diff, ExpectNoChanges: isSet(expectNoChanges), Refresh: isSet(refresh), Repair: isSet(repair),
+		o := stacks.AutoOptions{Dir: *dir, Diff: *diff, ExpectNoChanges: isSet(expectNoChanges), Refresh: isSet(refresh), Repair: isSet(repair), Replace: replace,
 			InstallCLI: install(), Notices: stdout, Interrupts: interrupts}
 		display := newProgress(stdout, op.name, time.Now)
 		if *verbose {
@@ -92,6 +95,19 @@ func deployCommand(op operation) func(context.Context, []string, io.Writer, io.W
 }
 
 func isSet(b *bool) bool { return b != nil && *b }
+
+// urnList is a repeatable flag of resource URNs.
+type urnList []string
+
+func (l *urnList) String() string { return strings.Join(*l, ",") }
+
+func (l *urnList) Set(urn string) error {
+	if !strings.HasPrefix(urn, "urn:pulumi:") {
+		return fmt.Errorf("%q is not a URN (urn:pulumi:<stack>::<project>::<type>::<name>; `pulumi stack --show-urns` lists them)", urn)
+	}
+	*l = append(*l, urn)
+	return nil
+}
 
 // afterInterrupt tells the user where an interrupted operation left the stack: clean (run the
 // command again), or with pending operations (and how to resolve them).
