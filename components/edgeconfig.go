@@ -92,12 +92,10 @@ func AmbassadorModuleConfig(clientAuth string) map[string]any {
 	// Emissary otherwise adds /ambassador/v0/check_ready and check_alive to the edge's virtual
 	// host on 8443, proxied to its admin port (ir/irambassador.py, add_mappings): the internet
 	// would learn the pod's readiness and reach the admin server. The load balancer and the
-	// kubelet probe 8877 directly, which these settings do not change. The diagnostics UI stays
-	// off and local-only (the chart's default has allow_non_local: true), said here so no chart
-	// default can open it.
+	// kubelet probe 8877 directly, which these settings do not change. (The diagnostics UI is off
+	// too: ambassadorPodValues.)
 	config["readiness_probe"] = map[string]any{"enabled": false}
 	config["liveness_probe"] = map[string]any{"enabled": false}
-	config["diagnostics"] = map[string]any{"enabled": false, "allow_non_local": false}
 	if EnvoyTerminatesTLS(clientAuth) {
 		// Envoy verified the client's certificate: hand it to jwt-auth in X-Forwarded-Client-Cert.
 		// SANITIZE_SET replaces whatever XFCC the client sent, so the header only comes from Envoy.
