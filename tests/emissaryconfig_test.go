@@ -18,7 +18,6 @@ import (
 	"github.com/ztedge/ztedge/stacks"
 )
 
-type stacksSource = stacks.MapSource
 
 // The Envoy-configuration tier for engine emissary: every stack × clientAuth × upstreamMtls ×
 // monitoring (and the Edge Stack edition) is rendered under mocks, the objects Emissary's
@@ -34,7 +33,6 @@ type emissaryConfig struct {
 	errors map[string]any // the compiler's errors by resource
 	// notices the compiler posted (an ignored field says so here).
 	notices map[string]any
-	inputs  []map[string]any
 }
 
 // emissarySources are the configurations the tier compiles, by name.
@@ -216,7 +214,7 @@ func compileEmissary(t *testing.T, python, src, name string, edit map[string]str
 		in, _ := json.MarshalIndent(in, "", " ")
 		_ = os.WriteFile(base+".in.json", in, 0o600)
 	}
-	return &emissaryConfig{name: name, edit: edit, envoy: res.Envoy, errors: res.Errors, notices: res.Notices, inputs: in.Objects}, ""
+	return &emissaryConfig{name: name, edit: edit, envoy: res.Envoy, errors: res.Errors, notices: res.Notices}, ""
 }
 
 // emissaryCompilerVersion is the Emissary release whose compiler ../shared/emissary holds.
@@ -245,7 +243,7 @@ type emissaryJob struct {
 //     ReconcileSecrets), with stand-in PEMs (the mocks' certificates are placeholders);
 //   - the objects other teams own and ztedge does not create: each backend's Service, and what
 //     hostileObjects adds.
-func emissaryWatch(t *testing.T, g *graph, cfg stacksSource) emissaryJob {
+func emissaryWatch(t *testing.T, g *graph, cfg stacks.MapSource) emissaryJob {
 	t.Helper()
 	job := emissaryJob{Env: map[string]string{}, PodLabels: map[string]string{}, Annotations: map[string][]map[string]any{}}
 	var rendered []map[string]any
@@ -513,7 +511,7 @@ func chartPodLabels(values map[string]any, release string) map[string]string {
 }
 
 // backendServices are the backend teams' Services, which the backends' Mappings route to.
-func backendServices(t *testing.T, cfg stacksSource) []map[string]any {
+func backendServices(t *testing.T, cfg stacks.MapSource) []map[string]any {
 	var backends []components.Backend
 	if err := json.Unmarshal([]byte(cfg.Values["ztedge:backends"]), &backends); err != nil {
 		t.Fatal(err)
@@ -556,7 +554,7 @@ const hostilePrefix = "/hostile-"
 // a backend team's CI) would add to publish a route of their own: a Service whose
 // getambassador.io/config annotation names Ambassador's namespace and the edge Host's label, and
 // a Mapping in their own namespace; both skip the auth check and forge the identity header.
-func hostileObjects(t *testing.T, g *graph, cfg stacksSource) []map[string]any {
+func hostileObjects(t *testing.T, g *graph, cfg stacks.MapSource) []map[string]any {
 	var backends []components.Backend
 	if err := json.Unmarshal([]byte(cfg.Values["ztedge:backends"]), &backends); err != nil || len(backends) == 0 {
 		t.Fatalf("backends: %v", err)
