@@ -18,7 +18,6 @@ import (
 	"github.com/ztedge/ztedge/stacks"
 )
 
-
 // The Envoy-configuration tier for engine emissary: every stack × clientAuth × upstreamMtls ×
 // monitoring (and the Edge Stack edition) is rendered under mocks, the objects Emissary's
 // watcher would hand its compiler are fed to Emissary 4.1.0's own Python compiler
