@@ -367,9 +367,12 @@ func NewEdgeConfig(ctx *pulumi.Context, name string, args *EdgeConfigArgs, opts 
 	if err != nil {
 		return nil, err
 	}
-	object := func(kind, objName string, labels map[string]string, spec map[string]any, after ...pulumi.Resource) (*apiextensions.CustomResource, error) {
-		return newAmbassadorObject(ctx, name+"-"+strings.ToLower(kind)+"-"+objName, kind, objName, args.Namespace, labels, spec,
+	objectIn := func(namespace pulumi.StringInput, kind, objName string, labels map[string]string, spec map[string]any, after ...pulumi.Resource) (*apiextensions.CustomResource, error) {
+		return newAmbassadorObject(ctx, name+"-"+strings.ToLower(kind)+"-"+objName, kind, objName, namespace, labels, spec,
 			child, pulumi.DependsOn(append([]pulumi.Resource{args.CRDs}, after...)))
+	}
+	object := func(kind, objName string, labels map[string]string, spec map[string]any, after ...pulumi.Resource) (*apiextensions.CustomResource, error) {
+		return objectIn(args.Namespace, kind, objName, labels, spec, after...)
 	}
 
 	if c.Listener, err = object("Listener", "https", nil, ListenerSpec(args.BehindALB, args.ProxyProtocol)); err != nil {
@@ -411,8 +414,7 @@ func NewEdgeConfig(ctx *pulumi.Context, name string, args *EdgeConfigArgs, opts 
 		if args.RouteNamespace != nil {
 			namespace = args.RouteNamespace
 		}
-		m, err := newAmbassadorObject(ctx, name+"-mapping-"+b.Name, "Mapping", b.Name, namespace, EdgeMappingLabels(), spec,
-			child, pulumi.DependsOn(append([]pulumi.Resource{args.CRDs}, after...)))
+		m, err := objectIn(namespace, "Mapping", b.Name, EdgeMappingLabels(), spec, after...)
 		if err != nil {
 			return nil, err
 		}

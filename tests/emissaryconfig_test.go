@@ -246,14 +246,8 @@ func emissaryWatch(t *testing.T, g *graph, cfg stacks.MapSource) emissaryJob {
 	t.Helper()
 	job := emissaryJob{Env: map[string]string{}, PodLabels: map[string]string{}, Annotations: map[string][]map[string]any{}}
 	var rendered []map[string]any
-	for _, res := range g.all {
-		if !res.Custom {
-			continue
-		}
-		obj, ok := plain(res).(map[string]any)
-		if !ok {
-			continue
-		}
+	for _, ro := range renderedObjects(g) {
+		res, obj := ro.res, ro.obj
 		if values, defaults := emissaryChartValues(t, res); values != nil {
 			ns := str(input(res, "namespace"))
 			values = components.MergeValues(defaults, values)
@@ -509,14 +503,40 @@ func chartPodLabels(values map[string]any, release string) map[string]string {
 	return labels
 }
 
-// backendServices are the backend teams' Services, which the backends' Mappings route to.
-func backendServices(t *testing.T, cfg stacks.MapSource) []map[string]any {
+// stackBackends are the backends a stack configuration names.
+func stackBackends(t *testing.T, cfg stacks.MapSource) []components.Backend {
 	var backends []components.Backend
 	if err := json.Unmarshal([]byte(cfg.Values["ztedge:backends"]), &backends); err != nil {
-		t.Fatal(err)
+		t.Fatalf("ztedge:backends: %v", err)
 	}
+	return backends
+}
+
+// renderedObject is a custom resource of a run with its inputs as a plain Kubernetes object.
+type renderedObject struct {
+	res *mockengine.Resource
+	obj map[string]any
+}
+
+// renderedObjects are the run's custom resources whose inputs form an object.
+func renderedObjects(g *graph) []renderedObject {
+	var out []renderedObject
+	for _, res := range g.all {
+		if !res.Custom {
+			continue
+		}
+		if obj, ok := plain(res).(map[string]any); ok {
+			out = append(out, renderedObject{res, obj})
+		}
+	}
+	return out
+}
+
+// backendServices are the backend teams' Services, which the backends' routes send to (both
+// engines' tiers add them: ztedge does not create them).
+func backendServices(t *testing.T, cfg stacks.MapSource) []map[string]any {
 	var out []map[string]any
-	for _, b := range backends {
+	for _, b := range stackBackends(t, cfg) {
 		out = append(out, map[string]any{"apiVersion": "v1", "kind": "Service",
 			"metadata": map[string]any{"name": b.ServiceName(), "namespace": b.Namespace},
 			"spec":     map[string]any{"ports": []any{map[string]any{"name": "https", "port": b.Port}}, "selector": b.Selector()}})
@@ -554,9 +574,9 @@ const hostilePrefix = "/hostile-"
 // getambassador.io/config annotation names Ambassador's namespace and the edge Host's label, and
 // a Mapping in their own namespace; both skip the auth check and forge the identity header.
 func hostileObjects(t *testing.T, g *graph, cfg stacks.MapSource) []map[string]any {
-	var backends []components.Backend
-	if err := json.Unmarshal([]byte(cfg.Values["ztedge:backends"]), &backends); err != nil || len(backends) == 0 {
-		t.Fatalf("backends: %v", err)
+	backends := stackBackends(t, cfg)
+	if len(backends) == 0 {
+		t.Fatal("the stack has no backend")
 	}
 	b := backends[0]
 	ambassadorNS := "ambassador"

@@ -68,14 +68,8 @@ func egctlPath(t *testing.T) string {
 func gatewayObjects(t *testing.T, g *graph, r map[string]string) []map[string]any {
 	var out []map[string]any
 	pemPair := selfSigned(t)
-	for _, res := range g.all {
-		if !res.Custom {
-			continue
-		}
-		obj, ok := plain(res).(map[string]any)
-		if !ok {
-			continue
-		}
+	for _, ro := range renderedObjects(g) {
+		res, obj := ro.res, ro.obj
 		api := str(obj["apiVersion"])
 		switch {
 		case strings.HasPrefix(api, components.GatewayAPIGroup), strings.HasPrefix(api, components.EnvoyGatewayGroup):
@@ -103,17 +97,7 @@ func egRender(t *testing.T, name string, edit map[string]string) (*graph, []map[
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
-	objs := gatewayObjects(t, g, edit)
-	cfg := stackConfig(t, stack, edit)
-	var backends []components.Backend
-	if err := json.Unmarshal([]byte(cfg.Values["ztedge:backends"]), &backends); err != nil {
-		t.Fatal(err)
-	}
-	for _, b := range backends {
-		objs = append(objs, map[string]any{"apiVersion": "v1", "kind": "Service",
-			"metadata": map[string]any{"name": b.ServiceName(), "namespace": b.Namespace},
-			"spec":     map[string]any{"ports": []any{map[string]any{"name": "https", "port": b.Port}}, "selector": b.Selector()}})
-	}
+	objs := append(gatewayObjects(t, g, edit), backendServices(t, stackConfig(t, stack, edit))...)
 	return g, objs
 }
 
