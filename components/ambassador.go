@@ -78,6 +78,9 @@ type AmbassadorArgs struct {
 	// PodValues are merged into the Ambassador pod values (the emissary-ingress chart's, or Edge
 	// Stack's subchart's): a service mesh's sidecar annotations, volumes and environment.
 	PodValues map[string]any
+	// MetricsRelayImage, when set, adds the metrics relay sidecar (the jwt-auth image) that
+	// Prometheus scrapes instead of Emissary's admin port (AmbassadorMetricsRelayValues).
+	MetricsRelayImage string
 	// BeforePods creates what Ambassador's pods need in their namespace before they start (a
 	// mesh's Sidecar, a token Secret); the release waits for what it returns.
 	BeforePods func(namespace pulumi.StringOutput) ([]pulumi.Resource, error)
@@ -254,6 +257,10 @@ func NewAmbassador(ctx *pulumi.Context, name string, args *AmbassadorArgs, opts 
 		releaseDeps = append(releaseDeps, before...)
 	}
 
+	podValues := args.PodValues
+	if args.MetricsRelayImage != "" {
+		podValues = MergeValues(podValues, AmbassadorMetricsRelayValues(args.MetricsRelayImage))
+	}
 	var values map[string]any
 	var chart pulumi.StringInput
 	var repo helmv3.RepositoryOptsPtrInput
@@ -277,7 +284,7 @@ func NewAmbassador(ctx *pulumi.Context, name string, args *AmbassadorArgs, opts 
 			return nil, err
 		}
 		releaseDeps = append(releaseDeps, rbac...)
-		values = MergeValues(EmissaryValues(args.Replicas, args.Resources, args.Module), args.PodValues)
+		values = MergeValues(EmissaryValues(args.Replicas, args.Resources, args.Module), podValues)
 		chart, version = chartRef(args.EmissaryChartRepository, "emissary-ingress", args.EmissaryVersion), args.EmissaryVersion
 	case EditionEdgeStack:
 		license, err := corev1.NewSecret(ctx, name+"-license", &corev1.SecretArgs{
@@ -300,7 +307,7 @@ func NewAmbassador(ctx *pulumi.Context, name string, args *AmbassadorArgs, opts 
 		c.EdgeStackRedis = &PodPort{Labels: map[string]string{"app.kubernetes.io/name": naming.Release + "-redis", "app.kubernetes.io/instance": naming.Release}, Port: 6379}
 		releaseDeps = append(releaseDeps, license)
 		values = EdgeStackValues(args.Replicas, args.Resources, args.Module)
-		values["emissary-ingress"] = MergeValues(values["emissary-ingress"].(map[string]any), args.PodValues)
+		values["emissary-ingress"] = MergeValues(values["emissary-ingress"].(map[string]any), podValues)
 		version = args.EdgeStackChartVersion
 		chart, repo = chartRef(args.EdgeStackChartRepository, "edge-stack", version), helmRepository(args.EdgeStackChartRepository)
 	}

@@ -37,9 +37,13 @@ const (
 	AuthMetricsPort = 9102
 	// RateLimitMetricsPort is envoyproxy/ratelimit's PROMETHEUS_ADDR port (its default, 9090).
 	RateLimitMetricsPort = 9090
-	// AmbassadorMetricsPortName is the chart's container port 8877 (Emissary's admin port),
-	// where /metrics serves Envoy's statistics.
-	AmbassadorMetricsPortName = "admin"
+	// AmbassadorMetricsPort is the metrics relay's port in the Ambassador pod (named
+	// AmbassadorMetricsPortName): Envoy's statistics, and nothing else, for Prometheus. Not
+	// Emissary's admin port 8877, which is diagd's API too (internal/metricsrelay says why).
+	AmbassadorMetricsPort     = 9103
+	AmbassadorMetricsPortName = "envoy-metrics"
+	// AmbassadorMetricsRelay is the relay's container name.
+	AmbassadorMetricsRelay = "metrics-relay"
 	// DashboardConfigMapName holds the Grafana dashboard, labelled for the Grafana sidecar.
 	DashboardConfigMapName = "ztedge-dashboard"
 	// MonitoringChart is the Helm chart of `install`.
@@ -78,7 +82,8 @@ type MonitoringArgs struct {
 	// jwt-auth's and the rate-limit server's namespace.
 	EdgeNamespace     pulumi.StringInput
 	EdgeNamespaceName string
-	// Targets are the pods scraped, by PodMonitor: Ambassador (Envoy's stats on its admin port),
+	// Targets are the pods scraped, by PodMonitor: Ambassador (Envoy's stats from the metrics
+	// relay: AmbassadorMetricsRelayValues),
 	// jwt-auth and the rate-limit server (nil when no backend is rate-limited).
 	AmbassadorPodLabels map[string]string
 	AuthPodLabels       map[string]string
@@ -97,7 +102,7 @@ type scrapeTarget struct {
 
 func (a *MonitoringArgs) targets() []scrapeTarget {
 	t := []scrapeTarget{
-		{name: "ambassador", pods: a.AmbassadorPodLabels, portName: AmbassadorMetricsPortName, port: AmbassadorAdminPort},
+		{name: "ambassador", pods: a.AmbassadorPodLabels, portName: AmbassadorMetricsPortName, port: AmbassadorMetricsPort},
 		{name: "jwt-auth", pods: a.AuthPodLabels, portName: MetricsPortName, port: AuthMetricsPort},
 	}
 	if a.RateLimitPodLabels != nil {
@@ -157,6 +162,26 @@ func MonitoringChartValues() map[string]any {
 			}},
 		},
 	}
+}
+
+// AmbassadorMetricsRelayValues add the metrics relay (`jwt-auth metrics-relay`, from image) to
+// the Ambassador pod values: a sidecar, because Envoy's statistics are only on its loopback admin
+// listener. It runs as restricted as jwt-auth and asks for little: it copies one answer at a time.
+func AmbassadorMetricsRelayValues(image string) map[string]any {
+	return map[string]any{"sidecarContainers": []any{map[string]any{
+		"name":  AmbassadorMetricsRelay,
+		"image": image,
+		"args":  []any{"metrics-relay", fmt.Sprintf("--listen=:%d", AmbassadorMetricsPort)},
+		"ports": []any{map[string]any{"name": AmbassadorMetricsPortName, "containerPort": AmbassadorMetricsPort, "protocol": "TCP"}},
+		"resources": map[string]any{
+			"requests": map[string]any{"cpu": "10m", "memory": "16Mi"},
+			"limits":   map[string]any{"memory": "64Mi"},
+		},
+		"securityContext": map[string]any{
+			"runAsNonRoot": true, "readOnlyRootFilesystem": true, "allowPrivilegeEscalation": false, "privileged": false,
+			"capabilities": map[string]any{"drop": []any{"ALL"}}, "seccompProfile": map[string]any{"type": "RuntimeDefault"},
+		},
+	}}}
 }
 
 // PodMonitorSpec scrapes /metrics on a named container port of the pods with these labels, in

@@ -69,6 +69,9 @@ func buildEdge(ctx *pulumi.Context, cfg *Config, p *Platform) (*Edge, error) {
 		Module:                   components.AmbassadorModuleConfig(cfg.Edge.ClientAuth),
 		DependsOn:                append(p.LoadBalancerDependencies(), p.Nodes...),
 	}
+	if cfg.Monitoring.Enabled() {
+		ambassadorArgs.MetricsRelayImage = cfg.Auth.Image
+	}
 	e.mesh.ambassadorArgs(ctx, p, ambassadorArgs, e.BackendNamespaces)
 	if e.Ambassador, err = components.NewAmbassador(ctx, "ambassador", ambassadorArgs, onCluster); err != nil {
 		return nil, err

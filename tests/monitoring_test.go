@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -49,7 +50,7 @@ type scrapeTarget struct {
 
 func expectedTargets(g *graph, cfg *stacks.Config) map[string]scrapeTarget {
 	out := map[string]scrapeTarget{
-		"ztedge-ambassador": {components.AmbassadorNamesFor(cfg.Edge.Edition).PodLabels, components.AmbassadorMetricsPortName, components.AmbassadorAdminPort},
+		"ztedge-ambassador": {components.AmbassadorNamesFor(cfg.Edge.Edition).PodLabels, components.AmbassadorMetricsPortName, components.AmbassadorMetricsPort},
 		"ztedge-jwt-auth":   {components.JwtAuth.Labels, components.MetricsPortName, components.AuthMetricsPort},
 	}
 	if components.HasRateLimits(cfg.Edge.Backends) && cfg.Edge.Edition == components.EditionEmissary {
@@ -173,6 +174,57 @@ func TestScrapesComeOnlyFromTheMonitoringNamespace(t *testing.T) {
 			if env["USE_PROMETHEUS"] != "true" || env["PROMETHEUS_ADDR"] != fmt.Sprintf(":%d", components.RateLimitMetricsPort) || !hasPort(rc, components.MetricsPortName, components.RateLimitMetricsPort) {
 				t.Errorf("ratelimit does not serve Prometheus on %d: env %v ports %v", components.RateLimitMetricsPort, env, rc["ports"])
 			}
+		}
+	})
+}
+
+// TestPrometheusNeverReachesTheAdminPort (issue 16, item 4): with monitoring on, Prometheus
+// scrapes the metrics relay beside Envoy, and Emissary's admin port 8877 — diagd's API behind a
+// header any caller can send, pprof with no check — still admits the load balancer's health
+// checks alone: no NetworkPolicy lets a pod (Prometheus's or any other) reach it. The relay is
+// the jwt-auth image's `metrics-relay` on the port the PodMonitor names.
+func TestPrometheusNeverReachesTheAdminPort(t *testing.T) {
+	forEachMonitoredRun(t, func(t *testing.T, r edgeRun) {
+		g, cfg := r.g, r.cfg
+		amb := components.AmbassadorNamesFor(cfg.Edge.Edition).PodLabels
+		_, lbCidrs := loadBalancerSubnets(g, cfg)
+		if cfg.Platform == stacks.PlatformLocal {
+			lbCidrs = []string{cfg.Local.NodeCidr}
+		}
+		for _, p := range policies(g) {
+			if p.namespace != cfg.Edge.Namespace || !selectsAll(p.pods, amb) {
+				continue
+			}
+			for _, a := range ingressOf(p) {
+				if a.port != components.AmbassadorAdminPort && a.port != -1 {
+					continue
+				}
+				block, _ := a.peer["ipBlock"].(map[string]any)
+				if block == nil || !slices.Contains(lbCidrs, str(block["cidr"])) {
+					t.Errorf("policy %s admits %v to Ambassador's admin port %d (diagd, pprof): want the load balancer subnets %v only", a.policy, a.peer, components.AmbassadorAdminPort, lbCidrs)
+				}
+			}
+		}
+		values := releaseValues(t, g.one(typeRelease, "ambassador"))
+		if cfg.Edge.Edition == components.EditionEdgeStack {
+			values, _ = values["emissary-ingress"].(map[string]any)
+		}
+		sidecars, _ := values["sidecarContainers"].([]any)
+		var relay map[string]any
+		for _, c := range sidecars {
+			if c.(map[string]any)["name"] == components.AmbassadorMetricsRelay {
+				relay = c.(map[string]any)
+			}
+		}
+		if relay == nil {
+			t.Fatalf("the Ambassador pod has no %s sidecar: %v", components.AmbassadorMetricsRelay, sidecars)
+		}
+		wantArgs := []any{"metrics-relay", fmt.Sprintf("--listen=:%d", components.AmbassadorMetricsPort)}
+		if relay["image"] != cfg.Auth.Image || !reflect.DeepEqual(relay["args"], wantArgs) {
+			t.Errorf("relay runs %v %v, want %s %v", relay["image"], relay["args"], cfg.Auth.Image, wantArgs)
+		}
+		if !hasPort(relay, components.AmbassadorMetricsPortName, components.AmbassadorMetricsPort) {
+			t.Errorf("relay has no port %s/%d: %v", components.AmbassadorMetricsPortName, components.AmbassadorMetricsPort, relay["ports"])
 		}
 	})
 }

@@ -172,7 +172,7 @@ func ambassadorIngressCidrs(t *testing.T, g *graph, cfg *stacks.Config) map[floa
 			continue
 		}
 		if strings.Contains(p.r.Parent, "ztedge:monitoring:Monitoring") {
-			continue // Prometheus on the admin port only: TestScrapesComeOnlyFromTheMonitoringNamespace
+			continue // Prometheus on the relay port only: TestPrometheusNeverReachesTheAdminPort
 		}
 		for _, rule := range p.ingress {
 			rm, _ := rule.(map[string]any)

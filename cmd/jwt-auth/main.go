@@ -4,6 +4,7 @@
 //	jwt-auth hash-password [-cost N] read a password on stdin, print a bcrypt hash
 //	jwt-auth gen-key                 print a new P-256 signing key (SEC1 PEM)
 //	jwt-auth consul-cert-sync [flags] keep Ambassador's Consul Connect certificates in Secrets
+//	jwt-auth metrics-relay [flags]    serve Envoy's statistics, and nothing else, to Prometheus
 //
 // Every flag can also come from JWT_AUTH_<FLAG> (upper-case, dashes to
 // underscores); a flag on the command line wins.
@@ -53,6 +54,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			return genKey(stdout)
 		case "consul-cert-sync":
 			return consulCertSync(args[1:], stderr)
+		case "metrics-relay":
+			return metricsRelay(args[1:], stderr)
 		}
 	}
 	return serve(args, stderr)

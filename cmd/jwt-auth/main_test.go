@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"flag"
 	"io"
 	"strings"
 	"testing"
@@ -95,5 +97,16 @@ func TestGenKey(t *testing.T) {
 	}
 	if _, err := jwtauth.ParseSigningKeyPEM(out.Bytes()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMetricsRelaySubcommand: the Ambassador pod's sidecar runs `jwt-auth metrics-relay`; an
+// unknown flag is an error, not a jwt-auth server started in its place.
+func TestMetricsRelaySubcommand(t *testing.T) {
+	if err := run([]string{"metrics-relay", "-h"}, strings.NewReader(""), io.Discard, io.Discard); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("metrics-relay -h: %v, want flag.ErrHelp", err)
+	}
+	if err := run([]string{"metrics-relay", "--no-such-flag"}, strings.NewReader(""), io.Discard, io.Discard); err == nil {
+		t.Error("metrics-relay --no-such-flag: no error")
 	}
 }
