@@ -86,5 +86,13 @@ E2E_CHARTS=$(cd "$SHARED/charts" && pwd)
 
 pulumi version
 start=$SECONDS
-go test -tags e2e -count=1 -timeout 45m -v ./e2e/ "$@"
+# -json through testsummary: the same verbose output, then each failed test's last lines again at
+# the end, where a CI record that keeps only the tail still shows why.
+summary="$CACHE/testsummary"
+go build -o "$summary" ./cmd/testsummary
+set +e
+go test -tags e2e -count=1 -timeout 45m -json ./e2e/ "$@" | "$summary" -tail 40
+status=("${PIPESTATUS[@]}")
+set -e
 printf 'real-engine tier: %ss\n' "$((SECONDS - start))"
+[ "${status[0]}" = 0 ] && [ "${status[1]}" = 0 ]
