@@ -61,6 +61,15 @@ func TestLocalStackOnARealEngine(t *testing.T) {
 
 		checkCerts(t, run(time.Minute, "certs", "--stack", "local", "--json"), state)
 
+		// Switching the running stack's engine is refused by preview and up, on the real state.
+		p.editStack(t, func(cfg map[string]any) { cfg["ztedge:engine"] = "envoy-gateway" })
+		for _, op := range []string{"preview", "up"} {
+			if out := p.runFails(t, ztedge, op, "--stack", "local"); !strings.Contains(out, "stack local runs engine emissary, but Pulumi.local.yaml sets ztedge:engine: envoy-gateway") {
+				t.Errorf("ztedge %s does not refuse the engine switch:\n%s", op, out)
+			}
+		}
+		p.editStack(t, func(cfg map[string]any) { delete(cfg, "ztedge:engine") })
+
 		// A config change (one more backend) updates in place: the CA and the signing keys stay.
 		keep := longLived(state)
 		p.addBackend(t, "inventory")

@@ -81,8 +81,12 @@ func Preview(ctx context.Context, stack string, o AutoOptions) (auto.PreviewResu
 	if err != nil {
 		return auto.PreviewResult{}, err
 	}
-	if err := o.warnPending(ctx, s); err != nil {
+	d, err := o.warnPending(ctx, s)
+	if err != nil {
 		return auto.PreviewResult{}, wrap("preview", stack, err)
+	}
+	if err := o.checkEngine(stack, d); err != nil {
+		return auto.PreviewResult{}, err
 	}
 	opts := []optpreview.Option{}
 	if o.Refresh {
@@ -124,7 +128,11 @@ func Up(ctx context.Context, stack string, o AutoOptions) (auto.UpResult, error)
 	if err != nil {
 		return auto.UpResult{}, err
 	}
-	if err := o.resolvePending(ctx, stack, s); err != nil {
+	d, err := o.resolvePending(ctx, stack, s)
+	if err != nil {
+		return auto.UpResult{}, err
+	}
+	if err := o.checkEngine(stack, d); err != nil {
 		return auto.UpResult{}, err
 	}
 	opts := []optup.Option{}
@@ -219,19 +227,19 @@ func (o AutoOptions) notices() io.Writer {
 }
 
 // warnPending names the stack's pending operations before a preview (which changes nothing, so
-// it runs anyway: it shows them as creates).
-func (o AutoOptions) warnPending(ctx context.Context, s auto.Stack) error {
+// it runs anyway: it shows them as creates), and returns the state it read.
+func (o AutoOptions) warnPending(ctx context.Context, s auto.Stack) (*deployment, error) {
 	d, _, err := exportDeployment(ctx, s)
 	if truncatedCheckpoint(err) {
-		return ErrTruncatedCheckpoint
+		return nil, ErrTruncatedCheckpoint
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if ops := d.pendingOps(); len(ops) > 0 {
 		fmt.Fprintf(o.notices(), "warning: %v\n", &PendingError{Stack: s.Name(), Ops: ops})
 	}
-	return nil
+	return d, nil
 }
 
 // checkLock fails naming the stack's locks on a file backend (other backends: the CLI does).
@@ -260,22 +268,24 @@ func (o AutoOptions) restoreCheckpoint(stack string) error {
 }
 
 // resolvePending refuses an up over pending operations (it would fail "already exists", or
-// forget an object), or with Repair resolves them first.
-func (o AutoOptions) resolvePending(ctx context.Context, stack string, s auto.Stack) error {
+// forget an object), or with Repair resolves them first; it returns the state up starts from.
+func (o AutoOptions) resolvePending(ctx context.Context, stack string, s auto.Stack) (*deployment, error) {
 	if o.Repair {
-		return wrap("repair", stack, repair(ctx, s, o.notices()))
+		if err := repair(ctx, s, o.notices()); err != nil {
+			return nil, wrap("repair", stack, err)
+		}
 	}
 	d, _, err := exportDeployment(ctx, s)
 	if truncatedCheckpoint(err) {
-		return wrap("up", stack, ErrTruncatedCheckpoint)
+		return nil, wrap("up", stack, ErrTruncatedCheckpoint)
 	}
 	if err != nil {
-		return wrap("up", stack, err)
+		return nil, wrap("up", stack, err)
 	}
 	if ops := d.pendingOps(); len(ops) > 0 {
-		return &PendingError{Stack: stack, Ops: ops}
+		return nil, &PendingError{Stack: stack, Ops: ops}
 	}
-	return nil
+	return d, nil
 }
 
 // streamEvents runs op with an event channel whose events go to OnEvent. The SDK closes the channel
