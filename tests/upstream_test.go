@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ztedge/ztedge/components"
 	"github.com/ztedge/ztedge/internal/crdschema"
 	"github.com/ztedge/ztedge/internal/upstream"
 	"github.com/ztedge/ztedge/stacks"
@@ -38,6 +39,8 @@ func TestUpstreamCopies(t *testing.T) {
 		"tests/testdata/charts/aws-load-balancer-controller-3.5.0",
 		"tests/testdata/charts/emissary-ingress-4.1.0",
 		"internal/crdschema/emissary",
+		"tests/testdata/charts/gateway-helm-" + components.EnvoyGatewayVersion,
+		"tests/testdata/charts/gateway-crds-helm-" + components.EnvoyGatewayVersion,
 	} {
 		found := false
 		for _, d := range dirs {
