@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -18,6 +19,7 @@ import (
 
 const (
 	typeRelease    = "kubernetes:helm.sh/v3:Release"
+	typeChartV4    = "kubernetes:helm.sh/v4:Chart"
 	typeConfigFile = "kubernetes:yaml/v2:ConfigFile"
 )
 
@@ -211,8 +213,20 @@ func TestEmissaryReleases(t *testing.T) {
 			want := wantAmbassadorPodValues("emissary-ingress", 2)
 			want["waitForApiext"] = map[string]any{"enabled": false}
 			want["rbac"] = map[string]any{"create": false}
-			if got := withoutKey(values, "module"); !reflect.DeepEqual(got, want) {
-				t.Errorf("values:\n got %#v\nwant %#v", got, want)
+			// With monitoring on, Prometheus scrapes the metrics relay beside Envoy
+			// (TestPrometheusNeverReachesTheAdminPort checks what it runs).
+			cfg, err := stacks.Load(stackConfig(t, stack, nil), stack)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Monitoring.Enabled() {
+				want = components.MergeValues(want, components.AmbassadorMetricsRelayValues(cfg.Auth.Image))
+			}
+			// JSON on both sides: the relay's values are typed Go, the release's came through the engine.
+			gotJSON, _ := json.Marshal(withoutKey(values, "module"))
+			wantJSON, _ := json.Marshal(want)
+			if string(gotJSON) != string(wantJSON) {
+				t.Errorf("values:\n got %s\nwant %s", gotJSON, wantJSON)
 			}
 			checkModule(t, values["module"])
 			// ztedge's flat ClusterRole (CRDs only; no aggregation to race with on delete) and its
