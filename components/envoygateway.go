@@ -8,6 +8,7 @@ import (
 	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
 	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apiextensions"
 	helmv3 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/helm/v3"
+	helmv4 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/helm/v4"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
@@ -70,6 +71,10 @@ func EnvoyGatewayCRDValues() map[string]any {
 	}}
 }
 
+// hookDeletePolicy makes Helm delete a hook's objects when the hook succeeded (and any left by a
+// failed run before it runs again).
+var hookDeletePolicy = map[string]any{"helm.sh/hook-delete-policy": "before-hook-creation,hook-succeeded"}
+
 // EnvoyGatewayValues are the gateway-helm values: no CRDs (gateway-crds-helm installs them
 // first), the controller's replicas and the chart's own hardened defaults otherwise.
 func EnvoyGatewayValues(replicas int) map[string]any {
@@ -79,6 +84,13 @@ func EnvoyGatewayValues(replicas int) map[string]any {
 		// namespace (default-deny); the proxies do not need zone labels.
 		"topologyInjector": map[string]any{"enabled": false},
 		"deployment":       map[string]any{"replicas": min(replicas, 2)},
+		// The certgen hook's Role may get, create and update every Secret of the edge namespace
+		// (jwt-auth's signing keys included), and Helm never deletes a hook object by itself:
+		// delete the Job and its RBAC once they have done their work.
+		"certgen": map[string]any{
+			"job":  map[string]any{"annotations": hookDeletePolicy},
+			"rbac": map[string]any{"annotations": hookDeletePolicy},
+		},
 		// Proxies find the controller in the release namespace: the edge namespace.
 		"config": map[string]any{"envoyGateway": map[string]any{
 			"gateway":  map[string]any{"controllerName": EnvoyGatewayControllerName},
@@ -148,7 +160,7 @@ type EnvoyGateway struct {
 	pulumi.ResourceState
 
 	NamespaceName pulumi.StringOutput `pulumi:"namespace"`
-	// CRDs is the gateway-crds-helm release; every Gateway API object waits for it.
+	// CRDs is the gateway-crds-helm chart; every Gateway API object waits for it.
 	CRDs pulumi.Resource
 	// Release is the controller (gateway-helm); the Gateway waits for it.
 	Release      *helmv3.Release
@@ -182,13 +194,14 @@ func NewEnvoyGateway(ctx *pulumi.Context, name string, args *EnvoyGatewayArgs, o
 	}
 	c.NamespaceName = ns.Metadata.Name().Elem()
 	waitFor := pulumi.DependsOn(args.DependsOn)
-	crds, err := helmv3.NewRelease(ctx, name+"-crds", &helmv3.ReleaseArgs{
+	// Rendered here and applied object by object, server-side: as a Helm release the CRDs
+	// (5 MB, envoyproxies alone 1.4 MB) would not fit the release's 1 MiB Secret.
+	crds, err := helmv4.NewChart(ctx, name+"-crds", &helmv4.ChartArgs{
 		Name:      pulumi.String("envoy-gateway-crds"),
 		Chart:     chartRef(args.ChartRepository, "gateway-crds-helm", EnvoyGatewayVersion),
 		Version:   pulumi.String(EnvoyGatewayVersion),
 		Namespace: c.NamespaceName,
 		Values:    pulumi.ToMap(EnvoyGatewayCRDValues()),
-		Atomic:    pulumi.Bool(true), CleanupOnFail: pulumi.Bool(true), Timeout: pulumi.Int(300), MaxHistory: pulumi.Int(10),
 	}, child, waitFor)
 	if err != nil {
 		return nil, err

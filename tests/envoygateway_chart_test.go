@@ -23,15 +23,16 @@ func TestEnvoyGatewayChartValues(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			g, _ := egRender(t, name, edit)
 			for rel, chart := range map[string]struct {
-				chart  string
-				values interface {
+				typ, chart string
+				values     interface {
 					UnknownKeys(map[string]any) []string
 				}
 			}{
-				"envoy-gateway":      {"gateway-helm", app},
-				"envoy-gateway-crds": {"gateway-crds-helm", crds},
+				"envoy-gateway": {typeRelease, "gateway-helm", app},
+				// The CRDs (5 MB) cannot be a Helm release: its Secret holds 1 MiB at most.
+				"envoy-gateway-crds": {typeChartV4, "gateway-crds-helm", crds},
 			} {
-				r := g.one("kubernetes:helm.sh/v3:Release", rel)
+				r := g.one(chart.typ, rel)
 				if got := str(input(r, "chart")); !strings.HasSuffix(got, chart.chart) {
 					t.Errorf("release %s: chart %q, want %s", rel, got, chart.chart)
 				}
@@ -43,13 +44,13 @@ func TestEnvoyGatewayChartValues(t *testing.T) {
 					t.Errorf("release %s sets keys %s %s does not define: %v", rel, chart.chart, components.EnvoyGatewayVersion, unknown)
 				}
 			}
-			crdValues := input(g.one("kubernetes:helm.sh/v3:Release", "envoy-gateway-crds"), "values")
+			crdValues := input(g.one(typeChartV4, "envoy-gateway-crds"), "values")
 			for _, path := range [][]string{{"crds", "gatewayAPI", "enabled"}, {"crds", "envoyGateway", "enabled"}} {
 				if dig(crdValues, path...) != true {
 					t.Errorf("gateway-crds-helm %s is not true: that CRD set would not be installed", strings.Join(path, "."))
 				}
 			}
-			if v := dig(input(g.one("kubernetes:helm.sh/v3:Release", "envoy-gateway"), "values"), "crds", "enabled"); v != false {
+			if v := dig(input(g.one(typeRelease, "envoy-gateway"), "values"), "crds", "enabled"); v != false {
 				t.Errorf("gateway-helm crds.enabled = %v: the controller chart would install the CRDs a second time", v)
 			}
 		})

@@ -328,8 +328,8 @@ func TestEngineRefusesWhatItCannotMap(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), "ztedge:engine") {
 				t.Fatalf("want an error naming ztedge:engine, got %v", err)
 			}
-			if n := len(g.ofType("kubernetes:helm.sh/v3:Release")); n != 0 {
-				t.Errorf("%d Helm releases registered before the refusal", n)
+			if n := len(g.ofType(typeRelease)) + len(g.ofType(typeChartV4)); n != 0 {
+				t.Errorf("%d Helm releases and charts registered before the refusal", n)
 			}
 		})
 	}
