@@ -22,7 +22,7 @@ import (
 // monitoring (and the Edge Stack edition) is rendered under mocks, the objects Emissary's
 // watcher would hand its compiler are fed to Emissary 4.1.0's own Python compiler
 // (internal/envoytier/compile.py over ../shared/emissary), and each guarantee of the README's
-// security table is asserted on the Envoy configuration it generates (emissaryguarantees_test.go).
+// security table is asserted on the Envoy configuration it generates (guarantees_test.go, for both engines).
 
 // emissaryConfig is one rendered and compiled configuration.
 type emissaryConfig struct {
@@ -569,20 +569,26 @@ func runtimeSecrets(env map[string]string, objs []map[string]any) []map[string]a
 // hostilePrefix starts the path of every route hostileObjects ask for.
 const hostilePrefix = "/hostile-"
 
+// hostileTarget is the backend a hostile team's objects route to (the stack's first) and the edge
+// namespace they aim at.
+func hostileTarget(t *testing.T, cfg stacks.MapSource) (b components.Backend, edgeNS string) {
+	backends := stackBackends(t, cfg)
+	if len(backends) == 0 {
+		t.Fatal("the stack has no backend")
+	}
+	edgeNS = "ambassador"
+	if ns := cfg.Values["ztedge:ambassadorNamespace"]; ns != "" {
+		edgeNS = ns
+	}
+	return backends[0], edgeNS
+}
+
 // hostileObjects are what anyone who can write in a backend's namespace (the default `edit` role,
 // a backend team's CI) would add to publish a route of their own: a Service whose
 // getambassador.io/config annotation names Ambassador's namespace and the edge Host's label, and
 // a Mapping in their own namespace; both skip the auth check and forge the identity header.
 func hostileObjects(t *testing.T, g *graph, cfg stacks.MapSource) []map[string]any {
-	backends := stackBackends(t, cfg)
-	if len(backends) == 0 {
-		t.Fatal("the stack has no backend")
-	}
-	b := backends[0]
-	ambassadorNS := "ambassador"
-	if ns := cfg.Values["ztedge:ambassadorNamespace"]; ns != "" {
-		ambassadorNS = ns
-	}
+	b, ambassadorNS := hostileTarget(t, cfg)
 	mapping := func(name string) map[string]any {
 		return map[string]any{
 			"hostname": strings.ToLower(cfg.Values["ztedge:hostname"]), "prefix": hostilePrefix + name + "/",
