@@ -96,11 +96,11 @@ func gatewayObjects(t *testing.T, g *graph, r map[string]string) []map[string]an
 
 func egRender(t *testing.T, name string, edit map[string]string) (*graph, []map[string]any) {
 	stack := strings.Split(name, "/")[0]
-	g, err := run(t, stack, stackConfig(t, stack, edit))
+	cfg := stackConfig(t, stack, edit)
+	g, err := run(t, stack, cfg)
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
-	cfg := stackConfig(t, stack, edit)
 	objs := append(gatewayObjects(t, g, edit), backendServices(t, cfg)...)
 	return g, append(objs, hostileGatewayObjects(t, cfg)...)
 }

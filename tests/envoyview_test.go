@@ -57,9 +57,10 @@ type envoyChain struct {
 	listener string
 	address  string
 	name     string
-	raw      map[string]any
-	tls      map[string]any // transport_socket.typed_config (nil: plaintext)
-	hcm      map[string]any // the http_connection_manager's typed_config
+	// isDefault: the listener's default_filter_chain.
+	isDefault bool
+	tls       map[string]any // transport_socket.typed_config (nil: plaintext)
+	hcm       map[string]any // the http_connection_manager's typed_config
 }
 
 func (c envoyChain) String() string { return c.listener + "/" + c.name }
@@ -82,8 +83,14 @@ func (v *envoyView) edgeChains() []envoyChain {
 func chainsOf(listeners []any) []envoyChain {
 	var out []envoyChain
 	for _, l := range listeners {
-		for _, fc := range asList(dig(l, "filter_chains")) {
-			ch := envoyChain{listener: text(dig(l, "name")), address: text(dig(l, "address", "socket_address", "address")), name: text(dig(fc, "name")), raw: asMap(fc)}
+		// The default chain serves connections no filter_chain_match selects: a chain like the others.
+		matched := asList(dig(l, "filter_chains"))
+		fcs := matched
+		if d := dig(l, "default_filter_chain"); d != nil {
+			fcs = append(fcs, d)
+		}
+		for i, fc := range fcs {
+			ch := envoyChain{listener: text(dig(l, "name")), address: text(dig(l, "address", "socket_address", "address")), name: text(dig(fc, "name")), isDefault: i >= len(matched)}
 			ch.tls, _ = dig(fc, "transport_socket", "typed_config").(map[string]any)
 			for _, f := range asList(dig(fc, "filters")) {
 				if dig(f, "name") == hcmFilter {
