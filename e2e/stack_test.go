@@ -109,7 +109,8 @@ func TestLocalStackOnARealEngine(t *testing.T) {
 		}
 		p.run(t, time.Minute, "pulumi", "stack", "init", "local", "--non-interactive")
 		// `pulumi up` of a `runtime: go` project compiles the program first (pulumi-language-go:
-		// go build -trimpath): on a cold build cache that alone takes minutes, so it is timed apart.
+		// go build -trimpath): on a cold build cache that alone takes minutes, so it is timed apart
+		// (.ci/run builds everything with -trimpath, so there it finds the cache warm).
 		start := time.Now()
 		p.run(t, 20*time.Minute, "go", "build", "-trimpath", "-o", os.DevNull, ".")
 		t.Logf("compiling the program as pulumi-language-go does: %s", time.Since(start).Round(time.Second))

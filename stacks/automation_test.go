@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -39,8 +38,12 @@ func project(t *testing.T, stackFiles ...string) string {
 }
 
 func repoDir() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Dir(filepath.Dir(file))
+	// go test runs in the package's directory; runtime.Caller would not do under -trimpath (CI).
+	dir, err := filepath.Abs("..")
+	if err != nil {
+		panic(err)
+	}
+	return dir
 }
 
 func env(vars map[string]string) func(string) (string, bool) {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"testing"
 	"time"
@@ -20,8 +19,12 @@ import (
 
 // repoRoot is the directory holding Pulumi.yaml.
 func repoRoot(t testing.TB) string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Dir(filepath.Dir(file))
+	// go test runs in the package's directory; runtime.Caller would not do under -trimpath (CI).
+	dir, err := filepath.Abs("..")
+	if err != nil {
+		panic(err)
+	}
+	return dir
 }
 
 // stackConfig returns a stack file's configuration, changed by edit (set a value to "" to delete it).

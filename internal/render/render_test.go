@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -18,8 +17,12 @@ import (
 )
 
 func repoRoot(t testing.TB) string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
+	// go test runs in the package's directory; runtime.Caller would not do under -trimpath (CI).
+	dir, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		panic(err)
+	}
+	return dir
 }
 
 func secret(v any) resource.PropertyValue { return resource.MakeSecret(resource.NewPropertyValue(v)) }
