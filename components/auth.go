@@ -39,8 +39,11 @@ const (
 	// AuthClientsConfigMap holds clients.yaml (the trusted clients) and ca.pem (the stack CA):
 	// both are public, the certificates themselves prove possession of the keys.
 	AuthClientsConfigMap = "jwt-auth-clients"
+	// AuthCertHeaderSecret holds the stack's secret name of the ALB's certificate header (key
+	// "name"), which jwt-auth reads from JWT_AUTH_CLIENT_CERT_HEADER_NAME (CertHeaderName).
+	AuthCertHeaderSecret = "jwt-auth-cert-header"
 	// AuthChecksumAnnotation on the pod template is a digest of the files jwt-auth reads only
-	// at start-up (users, clients, CA): changing one rolls the pods. Signing keys are left out:
+	// at start-up (users, clients, CA, the certificate header name): changing one rolls the pods. Signing keys are left out:
 	// jwt-auth re-reads its key directory every 30 s, so a rotation needs no restart.
 	AuthChecksumAnnotation = "ztedge.io/config-checksum"
 
@@ -237,6 +240,9 @@ type AuthService struct {
 	Service    *corev1.Service
 	// AuthService is the getambassador.io AuthService: every Mapping without bypass_auth is checked.
 	AuthService *apiextensions.CustomResource
+	// CertHeaderName is set when an ALB forwards client certificates to jwt-auth: the header's
+	// secret name, which the load balancer gives it and the engine's ext_authz passes on.
+	CertHeaderName *CertHeaderName
 }
 
 // Gate is what must exist before any checked route or any exposure of Envoy: the AuthService
@@ -307,6 +313,14 @@ func (a *AuthServiceArgs) clientCerts() bool {
 	return len(a.TrustedClients) > 0 && AuthClientCertHeaders(a.ClientAuth, a.BehindALB) != ""
 }
 
+// secretCertHeader reports whether an ALB hands jwt-auth the client certificate, which it then
+// does under the stack's secret header name (CertHeaderName). Envoy's XFCC needs none: Envoy
+// replaces whatever the client sent.
+func (a *AuthServiceArgs) secretCertHeader() bool {
+	mode := AuthClientCertHeaders(a.ClientAuth, a.BehindALB)
+	return a.clientCerts() && (mode == jwtauth.CertHeadersALBPassthrough || mode == jwtauth.CertHeadersALBVerify)
+}
+
 // AuthClientsFile is jwt-auth's --clients file: each trusted client matched by its certificate's
 // CN, which is the client's name (NewPki issues it so), and pinned to the SHA-256 fingerprints of
 // the certificates it holds now (fingerprints, by client name), so a re-issued certificate revokes
@@ -341,10 +355,20 @@ func authAddress(namespace string) string {
 	return fmt.Sprintf("%s.%s:%d", AuthName, namespace, JwtAuth.Port)
 }
 
+// authRequestHeaders are AuthRequestHeaders plus the secret certificate header name when there is
+// one (nil: none). The default names stay, so jwt-auth sees, and refuses, a client's forged copy.
+func authRequestHeaders(certHeader pulumi.StringInput) []any {
+	headers := stringsAny(AuthRequestHeaders)
+	if certHeader != nil {
+		headers = append(headers, certHeader)
+	}
+	return headers
+}
+
 // AuthServiceSpec registers jwt-auth as Ambassador's external authorization service. It fails
 // closed: when jwt-auth cannot answer, the request is refused with 503 (retryable) rather than
-// let through; Emissary's default would be 403.
-func AuthServiceSpec(namespace string) map[string]any {
+// let through; Emissary's default would be 403. certHeader is CertHeaderName.ExtAuthHeader.
+func AuthServiceSpec(namespace string, certHeader pulumi.StringInput) map[string]any {
 	return map[string]any{
 		"auth_service": authAddress(namespace),
 		"proto":        "http",
@@ -352,7 +376,7 @@ func AuthServiceSpec(namespace string) map[string]any {
 		"protocol_version":              "v3",
 		"path_prefix":                   AuthCheckPrefix,
 		"timeout_ms":                    authCheckTimeoutMs,
-		"allowed_request_headers":       stringsAny(AuthRequestHeaders),
+		"allowed_request_headers":       authRequestHeaders(certHeader),
 		"allowed_authorization_headers": stringsAny(AuthResponseHeaders),
 		"failure_mode_allow":            false,
 		"status_on_error":               map[string]any{"code": 503},
@@ -494,9 +518,32 @@ func NewAuthService(ctx *pulumi.Context, name string, args *AuthServiceArgs, opt
 		})
 		mounts = append(mounts, authMount("clients"))
 	}
-	checksum := pulumi.All(caPem, clientsFile).ApplyT(func(in []any) string {
+	// The secret certificate header name reaches jwt-auth by environment, from its own Secret.
+	env := corev1.EnvVarArray{corev1.EnvVarArgs{Name: pulumi.String("GOMEMLIMIT"), Value: pulumi.String(authGoMemLimit)}}
+	certHeaderVersion := pulumi.String("").ToStringOutput()
+	if args.secretCertHeader() {
+		if c.CertHeaderName, err = newCertHeaderName(ctx, name, child); err != nil {
+			return nil, err
+		}
+		certHeader, err := corev1.NewSecret(ctx, name+"-cert-header", &corev1.SecretArgs{
+			Metadata: meta(AuthCertHeaderSecret), Type: pulumi.String("Opaque"),
+			StringData: pulumi.StringMap{"name": c.CertHeaderName.Name},
+		}, child)
+		if err != nil {
+			return nil, err
+		}
+		env = append(env, corev1.EnvVarArgs{Name: pulumi.String("JWT_AUTH_CLIENT_CERT_HEADER_NAME"), ValueFrom: corev1.EnvVarSourceArgs{
+			SecretKeyRef: corev1.SecretKeySelectorArgs{Name: certHeader.Metadata.Name(), Key: pulumi.String("name")},
+		}})
+		certHeaderVersion = c.CertHeaderName.Version
+	}
+	checksum := pulumi.All(caPem, clientsFile, certHeaderVersion).ApplyT(func(in []any) string {
 		h := sha256.New()
-		for _, part := range []string{args.Users, in[1].(string), in[0].(string)} {
+		parts := []string{args.Users, in[1].(string), in[0].(string)}
+		if v := in[2].(string); v != "" { // only then: stacks without one keep their checksum
+			parts = append(parts, v)
+		}
+		for _, part := range parts {
 			fmt.Fprintf(h, "%d:%s", len(part), part)
 		}
 		return hex.EncodeToString(h.Sum(nil))
@@ -563,7 +610,7 @@ func NewAuthService(ctx *pulumi.Context, name string, args *AuthServiceArgs, opt
 						Image:           pulumi.String(args.Image),
 						ImagePullPolicy: pulumi.String("IfNotPresent"),
 						Args:            pulumi.ToStringArray(args.authArgs()),
-						Env:             corev1.EnvVarArray{corev1.EnvVarArgs{Name: pulumi.String("GOMEMLIMIT"), Value: pulumi.String(authGoMemLimit)}},
+						Env:             env,
 						Ports:           authPorts(args.MetricsPort),
 						// Ready only with a signing key loaded and not shutting down; alive while it serves.
 						ReadinessProbe: corev1.ProbeArgs{
@@ -643,7 +690,7 @@ func NewAuthService(ctx *pulumi.Context, name string, args *AuthServiceArgs, opt
 	// Its name is fixed (Emissary allows one), so a replacement can only delete it first: say so,
 	// or `up --replace` fails creating a second one ("already exists"). Deleting first is what
 	// makes the engine take the backend Mappings down before it (RouteNamespace).
-	if c.AuthService, err = object("AuthService", AuthName, nil, AuthServiceSpec(args.NamespaceName), pulumi.DeleteBeforeReplace(true)); err != nil {
+	if c.AuthService, err = object("AuthService", AuthName, nil, AuthServiceSpec(args.NamespaceName, c.CertHeaderName.ExtAuthHeader()), pulumi.DeleteBeforeReplace(true)); err != nil {
 		return nil, err
 	}
 	if _, err = object("Mapping", AuthName+"-token", EdgeMappingLabels(), TokenMappingSpec(args.Hostname, args.NamespaceName)); err != nil {

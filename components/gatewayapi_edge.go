@@ -102,15 +102,16 @@ func AuthRouteSpec(hostname, path, method string, timeoutMs int) map[string]any 
 }
 
 // ExtAuthSpec is jwt-auth as ext_authz, as AuthServiceSpec is for Emissary: /auth/<path>, only
-// the headers jwt-auth reads, its identity headers overwrite the client's, fail closed with 503.
-func ExtAuthSpec() map[string]any {
+// the headers jwt-auth reads (certHeader: CertHeaderName.ExtAuthHeader), its identity headers overwrite
+// the client's, fail closed with 503.
+func ExtAuthSpec(certHeader pulumi.StringInput) map[string]any {
 	return map[string]any{
 		"http": map[string]any{
 			"backendRefs":      []any{map[string]any{"name": AuthName, "port": JwtAuth.Port}},
 			"path":             AuthCheckPrefix,
 			"headersToBackend": stringsAny(AuthResponseHeaders),
 		},
-		"headersToExtAuth": stringsAny(AuthRequestHeaders),
+		"headersToExtAuth": authRequestHeaders(certHeader),
 		"failOpen":         false,
 		"statusOnError":    503,
 		"timeout":          msDuration(authCheckTimeoutMs),
@@ -131,8 +132,8 @@ func gatewayTarget() []any {
 
 // BackendSecuritySpec is a backend route's policy: ext_authz (a route policy replaces the
 // Gateway's, so it is spelled again) and CORS.
-func BackendSecuritySpec(b Backend) map[string]any {
-	spec := map[string]any{"targetRefs": routeTarget(b.Name), "extAuth": ExtAuthSpec()}
+func BackendSecuritySpec(b Backend, certHeader pulumi.StringInput) map[string]any {
+	spec := map[string]any{"targetRefs": routeTarget(b.Name), "extAuth": ExtAuthSpec(certHeader)}
 	if len(b.Origins) > 0 {
 		spec["cors"] = map[string]any{
 			"allowOrigins":     stringsAny(b.Origins),
@@ -147,8 +148,8 @@ func BackendSecuritySpec(b Backend) map[string]any {
 
 // GatewaySecuritySpec checks every route of the Gateway; AuthPublicSecuritySpec replaces it on
 // the two jwt-auth routes with a policy that has no extAuth (a CORS policy open to no origin).
-func GatewaySecuritySpec() map[string]any {
-	return map[string]any{"targetRefs": gatewayTarget(), "extAuth": ExtAuthSpec()}
+func GatewaySecuritySpec(certHeader pulumi.StringInput) map[string]any {
+	return map[string]any{"targetRefs": gatewayTarget(), "extAuth": ExtAuthSpec(certHeader)}
 }
 
 func AuthPublicSecuritySpec() map[string]any {
@@ -267,6 +268,8 @@ type GatewayEdgeArgs struct {
 	// Auth is the auth gate: the Gateway-wide ext_authz is in place before any route, and every
 	// route waits for it and for jwt-auth.
 	Auth []pulumi.Resource
+	// CertHeader is the secret certificate header name ext_authz passes to jwt-auth (nil: none).
+	CertHeader pulumi.StringInput
 }
 
 // GatewayEdge is the Gateway, its policies and one route per backend.
@@ -317,7 +320,7 @@ func NewGatewayEdge(ctx *pulumi.Context, name string, args *GatewayEdgeArgs, opt
 	if err != nil {
 		return nil, err
 	}
-	gatewayAuth, err := object("SecurityPolicy", "v1alpha1", GatewayAuthPolicy, edgeNs, GatewaySecuritySpec(), args.Auth...)
+	gatewayAuth, err := object("SecurityPolicy", "v1alpha1", GatewayAuthPolicy, edgeNs, GatewaySecuritySpec(args.CertHeader), args.Auth...)
 	if err != nil {
 		return nil, err
 	}
@@ -365,7 +368,7 @@ func NewGatewayEdge(ctx *pulumi.Context, name string, args *GatewayEdgeArgs, opt
 			return nil, err
 		}
 		after := []pulumi.Resource{c.Gateway, backendTLS, caMaps[b.Namespace+"/grant"]}
-		security, err := object("SecurityPolicy", "v1alpha1", b.Name, edgeNs, BackendSecuritySpec(b), args.Auth...)
+		security, err := object("SecurityPolicy", "v1alpha1", b.Name, edgeNs, BackendSecuritySpec(b, args.CertHeader), args.Auth...)
 		if err != nil {
 			return nil, err
 		}

@@ -54,6 +54,9 @@ type LoadBalancerArgs struct {
 	Target *EnvoyTarget
 	// CaCertPem is the trusted-client CA (alb-verify: the ALB trust store).
 	CaCertPem pulumi.StringInput
+	// CertHeaderName is the stack's secret name for the header in which the ALB forwards the client
+	// certificate (AuthService.CertHeaderName; nil: the ALB's default name, nobody reads it).
+	CertHeaderName pulumi.StringInput
 	// WebACLArn is the WAF web ACL the controller attaches to the ALB (ALB modes); nil detaches any.
 	WebACLArn pulumi.StringInput
 	// Controller is the AWS Load Balancer Controller release. Everything here depends on it, so that
@@ -132,7 +135,7 @@ func MutualAuthentication(clientAuth, trustStoreArn string) string {
 // AlbAnnotations are the Ingress annotations: an HTTPS-only ALB with IP targets that talks HTTPS to
 // Envoy and health-checks Emissary's readiness endpoint on the admin port (Envoy's listener serves
 // nothing before its Host exists). The WAF annotation is always written: without it the controller
-// leaves whatever web ACL the ALB has ("" means none).
+// leaves whatever web ACL the ALB has ("" means none). albAnnotationInputs adds the secret one.
 func AlbAnnotations(a *LoadBalancerArgs, certificateArn, trustStoreArn, webACLArn string, subnets []string) map[string]string {
 	if webACLArn == "" {
 		webACLArn = WafNone
@@ -154,6 +157,22 @@ func AlbAnnotations(a *LoadBalancerArgs, certificateArn, trustStoreArn, webACLAr
 		albAnnotation + "load-balancer-attributes": albAttributes,
 		albAnnotation + "mutual-authentication":    MutualAuthentication(a.ClientAuth, trustStoreArn),
 	}
+}
+
+// albAnnotationInputs are the Ingress's annotations one input per key (the keys depend on no
+// output), so that the secret certificate header name makes its own annotation secret in the state
+// and no other: previews and `ztedge render` keep showing the rest.
+func albAnnotationInputs(a *LoadBalancerArgs, values pulumi.StringMapOutput) pulumi.StringMap {
+	out := pulumi.StringMap{}
+	for key := range a.Target.healthCheck(albAnnotation, AlbAnnotations(a, "", "", "", nil)) {
+		out[key] = values.MapIndex(pulumi.String(key))
+	}
+	if _, renames := albCertHeaderAttribute[a.ClientAuth]; renames && a.CertHeaderName != nil {
+		out[albAnnotation+"listener-attributes.HTTPS-443"] = a.CertHeaderName.ToStringOutput().ApplyT(func(name string) string {
+			return albListenerAttributes(a.ClientAuth, name)
+		}).(pulumi.StringOutput)
+	}
+	return out
 }
 
 // NlbAnnotations make the controller build an NLB with IP targets that passes TCP through to
@@ -242,7 +261,7 @@ func NewLoadBalancer(ctx *pulumi.Context, name string, args *LoadBalancerArgs, o
 		return args.Target.healthCheck(albAnnotation, AlbAnnotations(args, v[0].(string), v[1].(string), v[2].(string), v[3].([]string)))
 	}).(pulumi.StringMapOutput)
 	ingress, err := networkingv1.NewIngress(ctx, name, &networkingv1.IngressArgs{
-		Metadata: meta(name, annotations),
+		Metadata: meta(name, albAnnotationInputs(args, annotations)),
 		Spec: &networkingv1.IngressSpecArgs{
 			IngressClassName: pulumi.String("alb"),
 			// Only the edge hostname is forwarded; the ALB answers anything else with 404 itself.

@@ -40,5 +40,9 @@ func buildAuth(ctx *pulumi.Context, cfg *Config, p *Platform, e *Edge) ([]pulumi
 	ctx.Export("tokenIssuer", auth.Issuer)
 	ctx.Export("tokenAudience", auth.Audience)
 	e.routeNamespace = auth.RouteNamespace()
+	if e.certHeaderName = auth.CertHeaderName; e.certHeaderName != nil {
+		// For `ztedge smoke --stack`, which forges it: a secret, as in the state.
+		ctx.Export("clientCertHeaderName", e.certHeaderName.Name)
+	}
 	return auth.Gate(), nil
 }

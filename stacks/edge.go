@@ -26,6 +26,9 @@ type Edge struct {
 	// routeNamespace is the edge namespace as the AuthService reports it (buildAuth sets it):
 	// the backends' Mappings take their namespace from it (AuthService.RouteNamespace).
 	routeNamespace pulumi.StringInput
+	// certHeaderName is the stack's secret name of the ALB's client-certificate header (buildAuth
+	// sets it; nil without one): the load balancer sends it, the engine's ext_authz passes it on.
+	certHeaderName *components.CertHeaderName
 }
 
 // namespaceOutput is the edge namespace as an output of its creation, whichever engine made it.
@@ -212,6 +215,7 @@ func exposeOnAWS(ctx *pulumi.Context, cfg *Config, p *Platform, e *Edge, t *edge
 		AmbassadorPodLabels:   t.PodLabels,
 		Target:                t.Target,
 		CaCertPem:             e.Pki.ClientCACertPem, // alb-verify trusts the trusted-client CA only
+		CertHeaderName:        e.certHeaderName.ALBHeader(),
 		WebACLArn:             webACLArn,
 		Controller:            p.LoadBalancerController,
 		DependsOn:             t.DependsOn,

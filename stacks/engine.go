@@ -136,6 +136,7 @@ func buildEnvoyGatewayRouting(ctx *pulumi.Context, cfg *Config, p *Platform, e *
 		ClientCACert:      components.SecretRef{Name: components.ClientCASecretName, Resource: e.Pki.ClientCASecret},
 		CACertPem:         e.Pki.CACertPem,
 		Auth:              authGate,
+		CertHeader:        e.certHeaderName.ExtAuthHeader(),
 	}, onCluster)
 	if err != nil {
 		return err

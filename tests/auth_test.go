@@ -590,6 +590,9 @@ func TestAuthServiceSpec(t *testing.T) {
 			"failure_mode_allow":            false,
 			"status_on_error":               map[string]any{"code": float64(503)},
 		}
+		if name := stackCertHeader(g); name != "" { // TestCertHeaderNameIsSecretAndShared
+			want["allowed_request_headers"] = append(want["allowed_request_headers"].([]any), strings.ToLower(name))
+		}
 		if got := spec(as); !reflect.DeepEqual(got, want) {
 			gj, _ := json.Marshal(got)
 			wj, _ := json.Marshal(want)
@@ -713,9 +716,22 @@ func TestJwtAuthRunsWithTheRenderedConfig(t *testing.T) {
 		}
 	}
 	env := []string{}
+	certHeaderName := ""
 	for _, e := range c["env"].([]any) {
 		e := e.(map[string]any)
-		env = append(env, str(e["name"])+"="+str(e["value"]))
+		value := str(e["value"])
+		from, _ := e["valueFrom"].(map[string]any)
+		if ref, ok := from["secretKeyRef"].(map[string]any); ok {
+			data, _ := plain(g.secretNamed(cfg.Edge.Namespace, str(ref["name"])), "stringData").(map[string]any)
+			value = str(data[str(ref["key"])])
+		}
+		if str(e["name"]) == "JWT_AUTH_CLIENT_CERT_HEADER_NAME" {
+			certHeaderName = value
+		}
+		env = append(env, str(e["name"])+"="+value)
+	}
+	if certHeaderName == "" {
+		t.Fatalf("dev (alb-passthrough, trusted clients) gives jwt-auth no secret certificate header name: env %v", c["env"])
 	}
 
 	bin := filepath.Join(root, "jwt-auth")
@@ -799,14 +815,18 @@ func TestJwtAuthRunsWithTheRenderedConfig(t *testing.T) {
 	}
 
 	// The check, as Envoy calls it: with the token, then with the client's certificate in the
-	// ALB's header; the same certificate in XFCC is not believed behind an ALB.
+	// header the stack's ALB sends it in; the same certificate under the ALB's default name (which
+	// only a client can have sent) or in XFCC is refused behind an ALB.
 	check := "/auth" + cfg.Edge.TrustedClients[0].Services[0] + "1"
 	if resp := call("GET", check, nil, map[string]string{"Authorization": "Bearer " + tok.AccessToken}); resp.StatusCode != http.StatusOK || resp.Header.Get("X-User-Id") != "alice" {
 		t.Errorf("check with the token: %d, X-User-Id %q", resp.StatusCode, resp.Header.Get("X-User-Id"))
 	}
 	escaped := url.PathEscape(clientPEM)
-	if resp := call("GET", check, nil, map[string]string{"X-Amzn-Mtls-Clientcert": escaped}); resp.StatusCode != http.StatusOK || resp.Header.Get("X-User-Id") != cfg.Edge.TrustedClients[0].Name {
-		t.Errorf("check with the ALB client-certificate header: %d, X-User-Id %q\n%s", resp.StatusCode, resp.Header.Get("X-User-Id"), logs.String())
+	if resp := call("GET", check, nil, map[string]string{certHeaderName: escaped}); resp.StatusCode != http.StatusOK || resp.Header.Get("X-User-Id") != cfg.Edge.TrustedClients[0].Name {
+		t.Errorf("check with the stack's ALB client-certificate header: %d, X-User-Id %q\n%s", resp.StatusCode, resp.Header.Get("X-User-Id"), logs.String())
+	}
+	if resp := call("GET", check, nil, map[string]string{"X-Amzn-Mtls-Clientcert": escaped}); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("check with the ALB's default client-certificate header: %d, want 401", resp.StatusCode)
 	}
 	if resp := call("GET", check, nil, map[string]string{"X-Forwarded-Client-Cert": `Cert="` + escaped + `"`}); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("check with XFCC behind an ALB: %d, want 401", resp.StatusCode)

@@ -32,6 +32,8 @@ type emissaryConfig struct {
 	errors map[string]any // the compiler's errors by resource
 	// notices the compiler posted (an ignored field says so here).
 	notices map[string]any
+	// certHeader is the stack's secret certificate header name (envoyView.certHeader).
+	certHeader string
 }
 
 // emissarySources are the configurations the tier compiles, by name.
@@ -213,7 +215,7 @@ func compileEmissary(t *testing.T, python, src, name string, edit map[string]str
 		in, _ := json.MarshalIndent(in, "", " ")
 		_ = os.WriteFile(base+".in.json", in, 0o600)
 	}
-	return &emissaryConfig{name: name, edit: edit, envoy: res.Envoy, errors: res.Errors, notices: res.Notices}, ""
+	return &emissaryConfig{name: name, edit: edit, envoy: res.Envoy, errors: res.Errors, notices: res.Notices, certHeader: stackCertHeader(g)}, ""
 }
 
 // emissaryCompilerVersion is the Emissary release whose compiler ../shared/emissary holds.

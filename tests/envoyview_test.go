@@ -40,6 +40,9 @@ type envoyView struct {
 	routeConfigs map[string]any
 	clusters     map[string]map[string]any
 	endpoints    map[string]any // ClusterLoadAssignment by cluster name
+	// certHeader is the stack's secret name for the ALB's certificate header, as its jwt-auth
+	// Secret holds it ("" without one).
+	certHeader string
 }
 
 func (v *envoyView) String() string { return v.engine + "/" + v.name }
@@ -165,6 +168,23 @@ func extAuthzFilters(ch envoyChain) []map[string]any {
 	return out
 }
 
+// extAuthzRequestHeaders are the request headers an ext_authz filter passes to its service,
+// lower-cased: Envoy Gateway sets the filter's allowed_headers, Emissary the older field under
+// http_service.authorization_request.
+func extAuthzRequestHeaders(f map[string]any) []string {
+	patterns := dig(f, "typed_config", "allowed_headers", "patterns")
+	if patterns == nil {
+		patterns = dig(f, "typed_config", "http_service", "authorization_request", "allowed_headers", "patterns")
+	}
+	var out []string
+	for _, p := range asList(patterns) {
+		if h := text(dig(p, "exact")); h != "" {
+			out = append(out, strings.ToLower(h))
+		}
+	}
+	return out
+}
+
 // authzRunsOn: an ext_authz filter runs on the route. A filter that is on for the chain runs
 // unless the route's per-filter config disables it (Emissary: ExtAuthzPerRoute disabled); one
 // that is off for the chain runs only where the route enables it (Envoy Gateway: a FilterConfig
@@ -221,7 +241,7 @@ func sameJSON(a, b any) bool {
 
 // emissaryView indexes the bootstrap Emissary's compiler generated.
 func emissaryView(c *emissaryConfig) *envoyView {
-	v := &envoyView{engine: engineEmissary, name: c.name, edit: c.edit, clusters: map[string]map[string]any{}}
+	v := &envoyView{engine: engineEmissary, name: c.name, edit: c.edit, certHeader: c.certHeader, clusters: map[string]map[string]any{}}
 	v.chains = chainsOf(asList(dig(c.envoy, "static_resources", "listeners")))
 	for _, cl := range asList(dig(c.envoy, "static_resources", "clusters")) {
 		v.clusters[text(dig(cl, "name"))] = asMap(cl)
@@ -300,10 +320,12 @@ func envoyGatewayViews(t *testing.T) []*envoyView {
 		egResults = map[string]map[string]any{}
 		sources := egSources(t)
 		for _, name := range sortedKeys(sources) {
-			_, objs := egRender(t, name, sources[name])
+			g, objs := egRender(t, name, sources[name])
 			res := translate(t, egctl, objs)
 			egResults[name] = res
-			egViews = append(egViews, envoyGatewayView(name, sources[name], res))
+			view := envoyGatewayView(name, sources[name], res)
+			view.certHeader = stackCertHeader(g)
+			egViews = append(egViews, view)
 		}
 	})
 	if len(egViews) == 0 {
@@ -326,3 +348,15 @@ func forEachEngineView(t *testing.T, f func(t *testing.T, v *envoyView)) {
 
 // text is a JSON string value, "" for anything else (absent included).
 func text(v any) string { s, _ := v.(string); return s }
+
+// stackCertHeader is the secret certificate header name the stack gives jwt-auth (its Secret
+// AuthCertHeaderSecret), "" without one.
+func stackCertHeader(g *graph) string {
+	for _, s := range g.ofType(typeSecret) {
+		if input(s, "metadata", "name") == components.AuthCertHeaderSecret {
+			data, _ := plain(s, "stringData").(map[string]any)
+			return str(data["name"])
+		}
+	}
+	return ""
+}

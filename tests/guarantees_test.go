@@ -2,6 +2,8 @@ package tests
 
 import (
 	"encoding/json"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -245,6 +247,44 @@ func TestEnvoyIgnoresOtherNamespaces(t *testing.T) {
 			for _, r := range v.routesOf(ch) {
 				if strings.HasPrefix(r.prefix(), hostilePrefix) {
 					t.Errorf("an object outside the edge namespace is routed: %s", r)
+				}
+			}
+		}
+	})
+}
+
+// TestEnvoyPassesOnlyTheStackCertHeader: behind an ALB that forwards client certificates
+// (alb-passthrough, alb-verify) the certificate jwt-auth believes arrives under the stack's own
+// secret header name, which the ALB is told to use; every ext_authz filter passes that name to
+// jwt-auth, and the ALB's default names too, so that jwt-auth sees, and refuses, a copy a client
+// sent under them. Elsewhere there is no secret name. Reads: ext_authz typed_config.allowed_headers
+// (Envoy Gateway) or http_service.authorization_request.allowed_headers (Emissary), patterns[].exact.
+func TestEnvoyPassesOnlyTheStackCertHeader(t *testing.T) {
+	secretName := regexp.MustCompile(`^X-Ztedge-[0-9a-f]{24}$`)
+	forEachEngineView(t, func(t *testing.T, v *envoyView) {
+		albForwardsCerts := v.behindALB() && v.clientAuth() != components.ClientAuthOff
+		switch {
+		case albForwardsCerts && !secretName.MatchString(v.certHeader):
+			t.Fatalf("the ALB forwards client certificates, but the stack's header name is %q", v.certHeader)
+		case !albForwardsCerts && v.certHeader != "":
+			t.Errorf("no ALB forwards client certificates, yet the stack has a header name %q", v.certHeader)
+		}
+		for _, ch := range v.edgeChains() {
+			for _, f := range extAuthzFilters(ch) {
+				passed := extAuthzRequestHeaders(f)
+				var want []string
+				if albForwardsCerts {
+					want = []string{strings.ToLower(v.certHeader), "x-amzn-mtls-clientcert", "x-amzn-mtls-clientcert-leaf"}
+				}
+				for _, h := range want {
+					if !slices.Contains(passed, h) {
+						t.Errorf("%s: %s does not pass %s to jwt-auth (it passes %v)", ch, f["name"], h, passed)
+					}
+				}
+				for _, h := range passed {
+					if strings.HasPrefix(h, "x-ztedge-") && h != strings.ToLower(v.certHeader) {
+						t.Errorf("%s: %s passes %s, not the stack's certificate header", ch, f["name"], h)
+					}
 				}
 			}
 		}

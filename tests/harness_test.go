@@ -71,6 +71,21 @@ func run(t testing.TB, stack string, src stacks.MapSource) (*graph, error) {
 	}
 }
 
+// loadAndRun loads a stack configuration and runs the program on it, failing the test on either
+// error: the configuration as the program sees it, and the graph.
+func loadAndRun(t testing.TB, stack string, src stacks.MapSource) (*stacks.Config, *graph) {
+	t.Helper()
+	cfg, err := stacks.Load(src, stack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := run(t, stack, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, g
+}
+
 // mustRun runs a stack file as it is and fails the test on error.
 func mustRun(t testing.TB, stack string) *graph {
 	t.Helper()

@@ -113,6 +113,7 @@ func TestAlbIngress(t *testing.T) {
 		}
 		jsonEqual(t, "mutual-authentication", str(a[alb+"mutual-authentication"]), mtls)
 		delete(a, alb+"mutual-authentication")
+		delete(a, alb+"listener-attributes.HTTPS-443") // TestCertHeaderNameIsSecretAndShared
 		checkSubnetsAnnotation(t, g, r.cfg, a, alb+"subnets")
 		if !reflect.DeepEqual(a, want) {
 			t.Errorf("Ingress annotations\n got %v\nwant %v", a, want)

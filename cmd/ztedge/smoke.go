@@ -30,11 +30,13 @@ Runs the acceptance checks against a deployed edge and prints a pass/fail table;
   tls12           a TLS 1.2 handshake                                               → rejected
   foreign-cert    a client certificate from a CA made on the spot                   → rejected (handshake or non-2xx)
   forged-<header> no client certificate, the trusted client's public certificate in
-                  <header> (X-Amzn-Mtls-Clientcert, X-Amzn-Mtls-Clientcert-Leaf, and
-                  each of --cert-headers), on GET and on POST /token                → non-2xx, no token
+                  <header> (X-Amzn-Mtls-Clientcert, X-Amzn-Mtls-Clientcert-Leaf, each of
+                  --cert-headers and, with --stack, the stack's secret certificate
+                  header name), on GET and on POST /token                           → non-2xx, no token
 
 With --stack, the edge is found from the stack's outputs (the Pulumi CLI reads them): hostname,
-caCertificate and clientCertificates (a secret map of client name → PEM certificate and key), and
+caCertificate, clientCertificates (a secret map of client name → PEM certificate and key) and, behind
+an ALB that forwards client certificates, clientCertHeaderName (secret; never printed), and
 the probed path is the first backend prefix of Pulumi.<stack>.yaml. Without --stack, give
 --endpoint, --client-cert and --client-key (and --ca when the edge's certificate is not publicly
 trusted). The edge's certificate is verified against the system roots plus the stack's CA.`
@@ -169,6 +171,11 @@ func targetFromOutputs(t *smoke.Target, out map[string]any, client string) error
 		return fmt.Errorf("clientCertificates[%s]: %w", client, err)
 	}
 	t.Client = cert
+	// The header the stack's ALB sends the certificate in: a client that forges it must be refused
+	// too (jwt-auth believes it only from the ALB, which replaces any copy a client sends).
+	if name, _ := out["clientCertHeaderName"].(string); name != "" && !slices.ContainsFunc(t.CertHeaders, func(h string) bool { return strings.EqualFold(h, name) }) {
+		t.CertHeaders = append(t.CertHeaders, name)
+	}
 	return nil
 }
 

@@ -186,10 +186,10 @@ func certModeFor(mode, name string) certMode {
 	return certMode{header: name, extract: extractHeader(name, mode == CertHeadersALBVerify)}
 }
 
-// validHeaderName: a renamed certificate header is an HTTP token of 16 to
+// ValidCertHeaderName: a renamed certificate header is an HTTP token of 16 to
 // 64 letters, digits and dashes, not one of the default names, and only
 // in an ALB mode (Envoy's XFCC is sanitised, not renamed).
-func validHeaderName(name, mode string) error {
+func ValidCertHeaderName(name, mode string) error {
 	if name == "" {
 		return nil
 	}

@@ -228,7 +228,7 @@ func (c *Config) Validate() error {
 	if _, known := certModes[c.ClientCertHeaders]; c.ClientsFile != "" && !known {
 		return fmt.Errorf("--client-cert-headers %q: with --clients give the header your edge sets: alb-passthrough, alb-verify or xfcc", c.ClientCertHeaders)
 	}
-	if err := validHeaderName(c.ClientCertHeaderName, c.ClientCertHeaders); err != nil {
+	if err := ValidCertHeaderName(c.ClientCertHeaderName, c.ClientCertHeaders); err != nil {
 		return err
 	}
 	oidcSet := 0
