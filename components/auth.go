@@ -522,7 +522,7 @@ func NewAuthService(ctx *pulumi.Context, name string, args *AuthServiceArgs, opt
 	env := corev1.EnvVarArray{corev1.EnvVarArgs{Name: pulumi.String("GOMEMLIMIT"), Value: pulumi.String(authGoMemLimit)}}
 	certHeaderVersion := pulumi.String("").ToStringOutput()
 	if args.secretCertHeader() {
-		if c.CertHeaderName, err = newCertHeaderName(ctx, name, child); err != nil {
+		if c.CertHeaderName, err = newCertHeaderName(ctx, name, args.ClientAuth, child); err != nil {
 			return nil, err
 		}
 		certHeader, err := corev1.NewSecret(ctx, name+"-cert-header", &corev1.SecretArgs{

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"strings"
 
-	"github.com/pulumi/pulumi-tls/sdk/v5/go/tls"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
@@ -33,8 +32,9 @@ const certHeaderNamePrefix = "X-Ztedge-"
 type CertHeaderName struct {
 	// Name is secret; Lower is the same name lower-cased, as Envoy lists request headers.
 	Name, Lower pulumi.StringOutput
-	// Version changes exactly when the name does and is not secret (the key's public half):
-	// jwt-auth's checksum annotation reads it, so the pods restart with a new name.
+	// Version changes when the key does and is not secret (the key's public half): jwt-auth's
+	// checksum annotation reads it, so the pods restart with a new name (a mode change restarts
+	// them anyway: jwt-auth's arguments change).
 	Version pulumi.StringOutput
 }
 
@@ -55,13 +55,18 @@ func (n *CertHeaderName) ALBHeader() pulumi.StringInput {
 	return n.Name
 }
 
-// newCertHeaderName creates the key behind the stack's certificate header name.
-func newCertHeaderName(ctx *pulumi.Context, name string, opts ...pulumi.ResourceOption) (*CertHeaderName, error) {
-	key, err := tls.NewPrivateKey(ctx, name+"-cert-header-name", &tls.PrivateKeyArgs{Algorithm: pulumi.String("ECDSA"), EcdsaCurve: pulumi.String("P256")}, opts...)
+// newCertHeaderName creates the key behind the stack's certificate header name for a clientAuth
+// mode. The mode is part of the name: switching between the ALB modes renames the header, so until
+// the ALB, the engine and jwt-auth all have the change, certificates are refused (never believed
+// from a listener that does not yet do what the new mode expects).
+func newCertHeaderName(ctx *pulumi.Context, name, clientAuth string, opts ...pulumi.ResourceOption) (*CertHeaderName, error) {
+	key, err := newKey(ctx, name+"-cert-header-name", opts...)
 	if err != nil {
 		return nil, err
 	}
-	headerName := pulumi.ToSecret(key.PrivateKeyPem.ApplyT(certHeaderNameFrom)).(pulumi.StringOutput)
+	headerName := pulumi.ToSecret(key.PrivateKeyPem.ApplyT(func(keyPem string) string {
+		return certHeaderNameFrom(keyPem, clientAuth)
+	})).(pulumi.StringOutput)
 	return &CertHeaderName{
 		Name:    headerName,
 		Lower:   headerName.ApplyT(strings.ToLower).(pulumi.StringOutput),
@@ -69,10 +74,10 @@ func newCertHeaderName(ctx *pulumi.Context, name string, opts ...pulumi.Resource
 	}, nil
 }
 
-// certHeaderNameFrom derives the header name from the key's secret PEM (domain-separated, so the
-// hash serves no other purpose).
-func certHeaderNameFrom(keyPem string) string {
-	sum := sha256.Sum256([]byte("ztedge client-certificate header name v1\n" + keyPem))
+// certHeaderNameFrom derives the header name from the key's secret PEM and the mode
+// (domain-separated, so the hash serves no other purpose).
+func certHeaderNameFrom(keyPem, clientAuth string) string {
+	sum := sha256.Sum256([]byte("ztedge client-certificate header name v1\n" + clientAuth + "\n" + keyPem))
 	return certHeaderNamePrefix + hex.EncodeToString(sum[:12])
 }
 

@@ -102,3 +102,20 @@ func TestCertHeaderNameIsSecretAndShared(t *testing.T) {
 		}
 	})
 }
+
+// TestCertHeaderNameChangesWithTheMode: switching between the ALB modes renames the header (same
+// key, the mode in the derivation), so that during the change no certificate is believed from a
+// listener that does not yet do what the new mode expects: it fails closed instead.
+func TestCertHeaderNameChangesWithTheMode(t *testing.T) {
+	for _, engine := range []string{"emissary", "envoy-gateway"} {
+		names := map[string]string{}
+		for mode := range certHeaderAttribute {
+			edit := withClientAuth(mode, map[string]string{"ztedge:engine": engine, "ztedge:monitoring": "off"})
+			_, g := loadAndRun(t, "dev", stackConfig(t, "dev", edit))
+			names[mode] = stackCertHeader(g)
+		}
+		if a, b := names[components.ClientAuthALBPassthrough], names[components.ClientAuthALBVerify]; a == "" || a == b {
+			t.Errorf("%s: alb-passthrough and alb-verify share the header name %q (%q)", engine, a, b)
+		}
+	}
+}
