@@ -156,6 +156,9 @@ type EdgeConfigArgs struct {
 	// Mesh, when set, replaces the upstream TLSContext with a service mesh's (upstreamMtls istio
 	// or consul): every backend Mapping names it and is addressed the mesh's way.
 	Mesh *UpstreamMesh
+	// CertHeader is the stack's secret certificate header name (CertHeaderName.ExtAuthHeader; nil:
+	// none): every backend Mapping removes it, so no backend learns it.
+	CertHeader pulumi.StringInput
 }
 
 // EdgeConfig is the Listener, Host, upstream TLSContext and one Mapping per backend.
@@ -407,6 +410,10 @@ func NewEdgeConfig(ctx *pulumi.Context, name string, args *EdgeConfigArgs, opts 
 		}
 		spec := MappingSpec(b, args.Hostname)
 		spec["tls"] = tlsName
+		if args.CertHeader != nil {
+			// Removed by Envoy's router, after ext_authz has passed it to jwt-auth.
+			spec["remove_request_headers"] = []any{args.CertHeader}
+		}
 		if args.Mesh != nil && args.Mesh.Route != nil {
 			args.Mesh.Route(b, spec)
 		}

@@ -68,20 +68,26 @@ func msDuration(ms int) string {
 }
 
 // BackendRouteSpec routes one backend's prefix on the edge hostname to its Service, the prefix
-// replaced by "/" as Emissary's rewrite does (jwt-auth checks the original path).
-func BackendRouteSpec(b Backend, hostname string) map[string]any {
+// replaced by "/" as Emissary's rewrite does (jwt-auth checks the original path), without the
+// stack's secret certificate header (certHeader, nil: none), which the router removes after
+// ext_authz has passed it to jwt-auth.
+func BackendRouteSpec(b Backend, hostname string, certHeader pulumi.StringInput) map[string]any {
 	timeout := b.TimeoutMs
 	if timeout == 0 {
 		timeout = DefaultTimeoutMs
+	}
+	filters := []any{map[string]any{"type": "URLRewrite", "urlRewrite": map[string]any{
+		"path": map[string]any{"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"},
+	}}}
+	if certHeader != nil {
+		filters = append(filters, map[string]any{"type": "RequestHeaderModifier", "requestHeaderModifier": map[string]any{"remove": []any{certHeader}}})
 	}
 	return map[string]any{
 		"parentRefs": gatewayParent(),
 		"hostnames":  []any{hostname},
 		"rules": []any{map[string]any{
-			"matches": []any{map[string]any{"path": map[string]any{"type": "PathPrefix", "value": b.Prefix}}},
-			"filters": []any{map[string]any{"type": "URLRewrite", "urlRewrite": map[string]any{
-				"path": map[string]any{"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"},
-			}}},
+			"matches":     []any{map[string]any{"path": map[string]any{"type": "PathPrefix", "value": b.Prefix}}},
+			"filters":     filters,
 			"backendRefs": []any{map[string]any{"name": b.ServiceName(), "namespace": b.Namespace, "port": b.Port}},
 			"timeouts":    map[string]any{"request": msDuration(timeout)},
 		}},
@@ -380,7 +386,7 @@ func NewGatewayEdge(ctx *pulumi.Context, name string, args *GatewayEdgeArgs, opt
 			}
 			after = append(after, traffic)
 		}
-		if _, err := object("HTTPRoute", "v1", b.Name, edgeNs, BackendRouteSpec(b, args.Hostname), after...); err != nil {
+		if _, err := object("HTTPRoute", "v1", b.Name, edgeNs, BackendRouteSpec(b, args.Hostname, args.CertHeader), after...); err != nil {
 			return nil, err
 		}
 	}

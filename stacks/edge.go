@@ -159,6 +159,7 @@ func buildEdgeRouting(ctx *pulumi.Context, cfg *Config, p *Platform, e *Edge, au
 		Auth:           authGate,
 		RouteNamespace: e.routeNamespace,
 		Mesh:           e.mesh.upstream(amb),
+		CertHeader:     e.certHeaderName.ExtAuthHeader(),
 	}, onCluster); err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -8,6 +9,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/ztedge/ztedge/components"
 	"github.com/ztedge/ztedge/internal/jwtauth"
+	"github.com/ztedge/ztedge/stacks"
 )
 
 // certHeaderAttribute is the ELB listener attribute that renames the ALB's certificate header,
@@ -25,9 +27,11 @@ var certHeaderAttribute = map[string]string{
 // that Envoy passes it on; TestJwtAuthRunsWithTheRenderedConfig that jwt-auth then believes it
 // and refuses the default name.)
 func TestCertHeaderNameIsSecretAndShared(t *testing.T) {
-	check := func(t *testing.T, g *graph, ns, mode string) {
+	check := func(t *testing.T, g *graph, cfg *stacks.Config) {
+		ns, mode := cfg.Edge.Namespace, cfg.Edge.ClientAuth
 		name := stackCertHeader(g)
 		attribute, albForwardsCerts := certHeaderAttribute[mode]
+		albForwardsCerts = albForwardsCerts && len(cfg.Edge.TrustedClients) > 0 // else no certificate is believed at all
 		ingresses := g.ofType(typeIngress)
 		if !albForwardsCerts {
 			if name != "" {
@@ -81,14 +85,37 @@ func TestCertHeaderNameIsSecretAndShared(t *testing.T) {
 		if !annotationSecrecy[resource.PropertyKey(alb+"listener-attributes.HTTPS-443")].ContainsSecrets() {
 			t.Errorf("the Ingress's listener-attributes annotation (with the name) is not a secret in the state")
 		}
-		if annotationSecrecy[resource.PropertyKey(alb+"scheme")].ContainsSecrets() {
-			t.Errorf("the name makes every Ingress annotation secret: previews would hide them all")
+		for key, v := range annotationSecrecy {
+			if key != resource.PropertyKey(alb+"listener-attributes.HTTPS-443") && v.ContainsSecrets() {
+				t.Errorf("the Ingress annotation %s is secret too: previews would hide it", key)
+			}
+		}
+		// The engine's copy (lower-cased, for ext_authz and the routes' header removal) is secret too.
+		copies := 0
+		for _, r := range g.all {
+			if !strings.Contains(strings.ToLower(fmt.Sprint(input(r, "spec"))), strings.ToLower(name)) {
+				continue
+			}
+			copies++
+			if !isSecret(r, "spec") {
+				t.Errorf("%s %s holds the name in plain text in the state", r.Type, r.Name)
+			}
+		}
+		if copies == 0 {
+			t.Errorf("no engine object passes the name on")
 		}
 	}
 	t.Run("emissary", func(t *testing.T) {
 		forEachEdgeRunAndLocal(t, func(t *testing.T, r edgeRun) {
-			check(t, r.g, r.cfg.Edge.Namespace, r.cfg.Edge.ClientAuth)
+			check(t, r.g, r.cfg)
 		})
+	})
+	t.Run("no trusted clients", func(t *testing.T) {
+		for mode := range certHeaderAttribute {
+			src := stackConfig(t, "dev", withClientAuth(mode, map[string]string{"ztedge:trustedClients": "[]"}))
+			cfg, g := loadAndRun(t, "dev", src)
+			check(t, g, cfg)
+		}
 	})
 	t.Run("envoy-gateway", func(t *testing.T) {
 		sources := egSources(t)
@@ -97,7 +124,7 @@ func TestCertHeaderNameIsSecretAndShared(t *testing.T) {
 				stack := strings.Split(name, "/")[0]
 				src := stackConfig(t, stack, sources[name])
 				cfg, g := loadAndRun(t, stack, src)
-				check(t, g, cfg.Edge.Namespace, cfg.Edge.ClientAuth)
+				check(t, g, cfg)
 			})
 		}
 	})

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"encoding/json"
+	"fmt"
 	"regexp"
 	"slices"
 	"strings"
@@ -257,8 +258,10 @@ func TestEnvoyIgnoresOtherNamespaces(t *testing.T) {
 // (alb-passthrough, alb-verify) the certificate jwt-auth believes arrives under the stack's own
 // secret header name, which the ALB is told to use; every ext_authz filter passes that name to
 // jwt-auth, and the ALB's default names too, so that jwt-auth sees, and refuses, a copy a client
-// sent under them. Elsewhere there is no secret name. Reads: ext_authz typed_config.allowed_headers
-// (Envoy Gateway) or http_service.authorization_request.allowed_headers (Emissary), patterns[].exact.
+// sent under them; every backend route removes it, so no backend learns it. Elsewhere there is no
+// secret name. Reads: ext_authz typed_config.allowed_headers (Envoy Gateway) or
+// http_service.authorization_request.allowed_headers (Emissary), patterns[].exact;
+// route.request_headers_to_remove.
 func TestEnvoyPassesOnlyTheStackCertHeader(t *testing.T) {
 	secretName := regexp.MustCompile(`^X-Ztedge-[0-9a-f]{24}$`)
 	forEachEngineView(t, func(t *testing.T, v *envoyView) {
@@ -269,12 +272,17 @@ func TestEnvoyPassesOnlyTheStackCertHeader(t *testing.T) {
 		case !albForwardsCerts && v.certHeader != "":
 			t.Errorf("no ALB forwards client certificates, yet the stack has a header name %q", v.certHeader)
 		}
+		lowerName := strings.ToLower(v.certHeader)
 		for _, ch := range v.edgeChains() {
-			for _, f := range extAuthzFilters(ch) {
+			filters := extAuthzFilters(ch)
+			if len(filters) == 0 {
+				t.Errorf("%s: no ext_authz filter", ch)
+			}
+			for _, f := range filters {
 				passed := extAuthzRequestHeaders(f)
 				var want []string
 				if albForwardsCerts {
-					want = []string{strings.ToLower(v.certHeader), "x-amzn-mtls-clientcert", "x-amzn-mtls-clientcert-leaf"}
+					want = []string{lowerName, "x-amzn-mtls-clientcert", "x-amzn-mtls-clientcert-leaf", "x-forwarded-client-cert"}
 				}
 				for _, h := range want {
 					if !slices.Contains(passed, h) {
@@ -282,9 +290,17 @@ func TestEnvoyPassesOnlyTheStackCertHeader(t *testing.T) {
 					}
 				}
 				for _, h := range passed {
-					if strings.HasPrefix(h, "x-ztedge-") && h != strings.ToLower(v.certHeader) {
+					if strings.HasPrefix(h, "x-ztedge-") && h != lowerName {
 						t.Errorf("%s: %s passes %s, not the stack's certificate header", ch, f["name"], h)
 					}
+				}
+			}
+			// No backend learns the name: its routes remove the header (jwt-auth's own routes
+			// need it: POST /token with grant_type=client_certificate).
+			for _, r := range v.routesOf(ch) {
+				removed := fmt.Sprint(dig(r.route, "request_headers_to_remove"))
+				if albForwardsCerts && !r.public() && !strings.Contains(strings.ToLower(removed), lowerName) {
+					t.Errorf("%s forwards the stack's certificate header to the backend (request_headers_to_remove %s)", r, removed)
 				}
 			}
 		}

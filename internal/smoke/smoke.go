@@ -58,6 +58,9 @@ type Target struct {
 	// CertHeaders are forged with the trusted client's public certificate, with no client
 	// certificate presented (default: DefaultCertHeaders). Add the stack's secret header names.
 	CertHeaders []string
+	// SecretCertHeader is the stack's secret certificate header name (clientCertHeaderName),
+	// forged like CertHeaders; its check is "forged-stack-cert-header" and the name never shows.
+	SecretCertHeader string
 }
 
 // DefaultCertHeaders are the ALB's default names of its certificate headers.
@@ -146,6 +149,10 @@ func Run(ctx context.Context, t Target) ([]Result, error) {
 	for _, name := range t.CertHeaders {
 		pass, got := t.forged(ctx, name)
 		add("forged-"+strings.ToLower(name), "non-2xx, no token", pass, got)
+	}
+	if t.SecretCertHeader != "" {
+		pass, got := t.forged(ctx, t.SecretCertHeader)
+		add("forged-stack-cert-header", "non-2xx, no token", pass, strings.ReplaceAll(got, t.SecretCertHeader, "<secret>"))
 	}
 	return results, nil
 }

@@ -72,6 +72,35 @@ func TestWrongEdgesFailTheirCheck(t *testing.T) {
 	}
 }
 
+// The stack's secret certificate header is forged under a label without the name: an edge that
+// believes it fails that check, and the printed table never holds the name.
+func TestSecretCertHeaderIsForgedWithoutShowingIt(t *testing.T) {
+	const secret = "X-Ztedge-0123456789abcdef01234567"
+	for _, believes := range []bool{false, true} {
+		edge := smoketest.Good
+		if believes {
+			edge.TrustsHeader = secret
+		}
+		target := start(t, edge)
+		target.SecretCertHeader = secret
+		results, err := smoke.Run(context.Background(), target)
+		must(t, err)
+		var table strings.Builder
+		smoke.Table(&table, results)
+		if strings.Contains(strings.ToLower(table.String()), strings.ToLower(secret)) {
+			t.Errorf("the table shows the secret header name:\n%s", table.String())
+		}
+		for _, r := range results {
+			if r.Check == "forged-stack-cert-header" && r.Pass == believes {
+				t.Errorf("edge believing it %v: forged-stack-cert-header pass=%v (%s)", believes, r.Pass, r.Got)
+			}
+		}
+		if !strings.Contains(table.String(), "forged-stack-cert-header") {
+			t.Errorf("no forged-stack-cert-header check:\n%s", table.String())
+		}
+	}
+}
+
 // A trusted client whose certificate the edge does not know fails the checks that need it.
 func TestUntrustedClientFailsMTLSAndToken(t *testing.T) {
 	target := start(t, smoketest.Good)

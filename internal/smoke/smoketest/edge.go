@@ -27,6 +27,14 @@ type Behaviour struct {
 	// TrustsCertHeader believes a client certificate sent in the ALB's leaf header (what an edge
 	// passing a client's own copy through looks like).
 	TrustsCertHeader bool
+	// TrustsHeader, if set, is a header the edge believes a client certificate from the same way
+	// (a stack's secret name, forged).
+	TrustsHeader string
+}
+
+// believesHeader: the request carries a certificate header this edge (wrongly) believes.
+func (b Behaviour) believesHeader(r *http.Request) bool {
+	return b.TrustsCertHeader && r.Header.Get(smoke.DefaultCertHeaders[1]) != "" || b.TrustsHeader != "" && r.Header.Get(b.TrustsHeader) != ""
 }
 
 // Good is the edge of the design: TLS 1.3 only, client certificates verified, auth required, no HTTP.
@@ -63,15 +71,14 @@ func Start(t testing.TB, b Behaviour) *Edge {
 	const token = "minted-token"
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /token", func(w http.ResponseWriter, r *http.Request) {
-		if r.FormValue("grant_type") != "client_certificate" || len(r.TLS.PeerCertificates) == 0 && !(b.TrustsCertHeader && r.Header.Get(smoke.DefaultCertHeaders[1]) != "") {
+		if r.FormValue("grant_type") != "client_certificate" || len(r.TLS.PeerCertificates) == 0 && !b.believesHeader(r) {
 			http.Error(w, `{"error":"invalid_grant"}`, http.StatusBadRequest)
 			return
 		}
 		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": token, "token_type": "Bearer"})
 	})
 	mux.HandleFunc("GET "+Path, func(w http.ResponseWriter, r *http.Request) {
-		authed := len(r.TLS.PeerCertificates) > 0 || r.Header.Get("Authorization") == "Bearer "+token ||
-			b.TrustsCertHeader && r.Header.Get(smoke.DefaultCertHeaders[1]) != ""
+		authed := len(r.TLS.PeerCertificates) > 0 || r.Header.Get("Authorization") == "Bearer "+token || b.believesHeader(r)
 		if b.RequireAuth && !authed {
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
