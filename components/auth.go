@@ -42,9 +42,10 @@ const (
 	// AuthCertHeaderSecret holds the stack's secret name of the ALB's certificate header (key
 	// "name"), which jwt-auth reads from JWT_AUTH_CLIENT_CERT_HEADER_NAME (CertHeaderName).
 	AuthCertHeaderSecret = "jwt-auth-cert-header"
-	// AuthChecksumAnnotation on the pod template is a digest of the files jwt-auth reads only
-	// at start-up (users, clients, CA, the certificate header name): changing one rolls the pods. Signing keys are left out:
-	// jwt-auth re-reads its key directory every 30 s, so a rotation needs no restart.
+	// AuthChecksumAnnotation on the pod template is a digest of what jwt-auth reads only at
+	// start-up (users, clients, CA, the certificate header name's key): changing one rolls the
+	// pods. Signing keys are left out: jwt-auth re-reads its key directory every 30 s, so a
+	// rotation needs no restart.
 	AuthChecksumAnnotation = "ztedge.io/config-checksum"
 
 	authConfigDir = "/etc/jwt-auth"
