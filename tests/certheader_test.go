@@ -19,6 +19,9 @@ var certHeaderAttribute = map[string]string{
 	components.ClientAuthALBVerify:      "routing.http.request.x_amzn_mtls_clientcert_leaf.header_name",
 }
 
+// certHeaderNameForm is the form of a stack's secret certificate header name (96 bits in hex).
+var certHeaderNameForm = regexp.MustCompile(`^X-Ztedge-[0-9a-f]{24}$`)
+
 // TestCertHeaderNameIsSecretAndShared: where an ALB forwards client certificates, the stack has a
 // certificate header name of its own, kept as a secret everywhere it is written (the jwt-auth
 // Secret, the Ingress's annotation, and only that one), which jwt-auth takes from that Secret (never from its
@@ -44,7 +47,7 @@ func TestCertHeaderNameIsSecretAndShared(t *testing.T) {
 			}
 			return
 		}
-		if !regexp.MustCompile(`^X-Ztedge-[0-9a-f]{24}$`).MatchString(name) {
+		if !certHeaderNameForm.MatchString(name) {
 			t.Fatalf("%s: certificate header name %q", mode, name)
 		}
 		if err := jwtauth.ValidCertHeaderName(name, components.AuthClientCertHeaders(mode, true)); err != nil {

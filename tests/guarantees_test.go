@@ -3,7 +3,6 @@ package tests
 import (
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -263,11 +262,10 @@ func TestEnvoyIgnoresOtherNamespaces(t *testing.T) {
 // http_service.authorization_request.allowed_headers (Emissary), patterns[].exact;
 // route.request_headers_to_remove.
 func TestEnvoyPassesOnlyTheStackCertHeader(t *testing.T) {
-	secretName := regexp.MustCompile(`^X-Ztedge-[0-9a-f]{24}$`)
 	forEachEngineView(t, func(t *testing.T, v *envoyView) {
 		albForwardsCerts := v.behindALB() && v.clientAuth() != components.ClientAuthOff
 		switch {
-		case albForwardsCerts && !secretName.MatchString(v.certHeader):
+		case albForwardsCerts && !certHeaderNameForm.MatchString(v.certHeader):
 			t.Fatalf("the ALB forwards client certificates, but the stack's header name is %q", v.certHeader)
 		case !albForwardsCerts && v.certHeader != "":
 			t.Errorf("no ALB forwards client certificates, yet the stack has a header name %q", v.certHeader)

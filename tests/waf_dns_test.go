@@ -219,17 +219,19 @@ func TestLoadBalancerAnnotationsAreUpstream(t *testing.T) {
 		docs[prefix] = string(b)
 	}
 	// The reference table links each annotation: | [<key>](#anchor) | (one has a stray space); a
-	// key may hold placeholders, as listener-attributes.${Protocol}-${Port} does.
+	// key may hold placeholders, as listener-attributes.${Protocol}-${Port} does. Each documented
+	// key becomes one pattern, compiled once.
 	tableKey := regexp.MustCompile(`\|\s*\[([^\]\s]+)\s*\]\(#`)
 	placeholder := regexp.MustCompile(`\\\$\\\{[A-Za-z]+\\\}`)
-	documented := func(prefix, key string) bool {
-		for _, m := range tableKey.FindAllStringSubmatch(docs[prefix], -1) {
+	patterns := map[string][]*regexp.Regexp{}
+	for prefix, doc := range docs {
+		for _, m := range tableKey.FindAllStringSubmatch(doc, -1) {
 			pattern := placeholder.ReplaceAllString(regexp.QuoteMeta(m[1]), `[A-Za-z0-9]+`)
-			if regexp.MustCompile(`^` + pattern + `$`).MatchString(key) {
-				return true
-			}
+			patterns[prefix] = append(patterns[prefix], regexp.MustCompile(`^`+pattern+`$`))
 		}
-		return false
+	}
+	documented := func(prefix, key string) bool {
+		return slices.ContainsFunc(patterns[prefix], func(p *regexp.Regexp) bool { return p.MatchString(key) })
 	}
 	check := func(t *testing.T, r *mockengine.Resource) {
 		for key := range annotations(r) {
